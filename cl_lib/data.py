@@ -1,0 +1,316 @@
+"""The book's four data sets: find them, verify them, load them.
+
+Resolution order for every file in `data/manifest.toml`: the folder named by ``CL_BOOK_DATA`` →
+`data/cache/` → a download from the official source (checksum-verified, moved into place atomically).
+Archives are decoded straight from the archive into an in-memory tensor, cached on disk once decoded,
+so nothing is ever half-extracted.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import tarfile
+import tempfile
+import tomllib
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import cache, config
+
+MANIFEST = config.ROOT / "data" / "manifest.toml"
+
+
+class DataError(RuntimeError):
+    """A data set that cannot be had: missing offline, or failing its checksum."""
+
+
+@dataclass
+class ImageSet:
+    """Images as one uint8 tensor (N, H, W, 3), with integer labels and class names."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class TextSet:
+    """Utterances with integer labels; `groups` names natural tasks (e.g. CLINC150 domains)."""
+
+    texts: list[str]
+    labels: torch.Tensor
+    classes: list[str]
+    groups: dict[str, list[int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def manifest() -> dict[str, Any]:
+    with open(MANIFEST, "rb") as f:
+        return tomllib.load(f)
+
+
+def dataset_info(name: str) -> dict[str, Any]:
+    """Title, licence, citation and files of a data set in the manifest."""
+    m = manifest()
+    if name not in m:
+        raise DataError(f"Unknown data set {name!r}. Known: {', '.join(sorted(m))} (data/manifest.toml).")
+    return m[name]
+
+
+def _digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, spec: dict[str, Any]) -> None:
+    """Raise `DataError` unless `path` has the manifest's checksum (sha256, else md5)."""
+    algo = "sha256" if "sha256" in spec else "md5"
+    want = spec.get(algo)
+    if want is None:
+        raise DataError(f"data/manifest.toml gives no checksum for {spec['name']}; refusing to use it unverified.")
+    got = _digest(path, algo)
+    if got != want:
+        raise DataError(
+            f"Checksum mismatch for {path.name} ({path}): {algo} is {got}, the manifest expects {want}. "
+            f"The file is corrupt or a different version; delete it and place a fresh copy "
+            f"(source: {spec.get('url', 'the book’s offline copies')})."
+        )
+
+
+def search_dirs() -> list[Path]:
+    """Where files are looked for, in order: ``CL_BOOK_DATA`` (if set), then `data/cache/`."""
+    dirs = []
+    if os.environ.get("CL_BOOK_DATA"):
+        dirs.append(Path(os.environ["CL_BOOK_DATA"]).expanduser())
+    dirs.append(config.cache_dir())
+    return dirs
+
+
+def _download(url: str, dest: Path, spec: dict[str, Any]) -> None:
+    """Fetch `url` to a temporary file beside `dest`, verify it, then move it into place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        verify(Path(tmp), spec)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def resolve(name: str, *, download: bool = True) -> dict[str, Path]:
+    """Verified local paths of a data set's files, one per `group` (alternatives share a group)."""
+    info = dataset_info(name)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for spec in info["files"]:
+        groups.setdefault(spec.get("group", "archive"), []).append(spec)
+    found: dict[str, Path] = {}
+    for group, specs in groups.items():
+        for spec in specs:  # a local copy of any alternative first
+            for d in search_dirs():
+                path = d / spec["name"]
+                if path.is_file():
+                    verify(path, spec)
+                    found[group] = path
+                    break
+            if group in found:
+                break
+        if group in found:
+            continue
+        errors = []
+        for spec in specs if download else []:
+            if "url" not in spec:
+                continue
+            dest = config.cache_dir() / spec["name"]
+            try:
+                print(f"[data] downloading {spec['url']} -> {dest}")
+                _download(spec["url"], dest, spec)
+                found[group] = dest
+                break
+            except (urllib.error.URLError, OSError, TimeoutError) as err:
+                errors.append(f"{spec['url']}: {err}")
+        if group not in found:
+            where = " or ".join(str(d) for d in search_dirs())
+            options = "; ".join(
+                f"{s['name']}" + (f" from {s['url']}" if "url" in s else " (the book's offline copy)") for s in specs
+            )
+            raise DataError(
+                f"{info['title']}: file not found and not downloadable ({'; '.join(errors) or 'download disabled'}).\n"
+                f"Needed one of: {options}.\n"
+                f"Place it by hand under {where} (keeping that relative name), or point CL_BOOK_DATA at a folder "
+                f"holding the book's offline copies."
+            )
+    return found
+
+
+def _open_archive(path: Path):
+    """Yield (member name, bytes-reader) for every regular file of a .tar.gz or .zip, in stored order."""
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    yield info.filename, lambda info=info: z.read(info)
+    else:
+        with tarfile.open(path, "r:*") as t:
+            for m in t:
+                if m.isfile():
+                    yield m.name, lambda m=m: t.extractfile(m).read()
+
+
+def _decode(blob: bytes) -> np.ndarray:
+    """JPEG/PNG bytes → HxWx3 uint8 (greyscale and palette images become RGB)."""
+    with Image.open(io.BytesIO(blob)) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _file_number(name: str) -> int:
+    m = re.search(r"_(\d+)\.", name)
+    return int(m.group(1)) if m else 0
+
+
+def _decode_tiny_imagenet(path: Path) -> dict[str, Any]:
+    train, val, texts = {}, {}, {}
+    for name, read in _open_archive(path):
+        parts = name.split("/")
+        if name.endswith(".JPEG") and "/train/" in name:
+            train[(parts[-3], _file_number(parts[-1]))] = _decode(read())
+        elif name.endswith(".JPEG") and "/val/" in name:
+            val[parts[-1]] = _decode(read())
+        elif parts[-1] in ("wnids.txt", "words.txt", "val_annotations.txt"):
+            texts[parts[-1]] = read().decode()
+    wnids = sorted(texts["wnids.txt"].split())
+    words = dict(line.split("\t", 1) for line in texts["words.txt"].splitlines() if "\t" in line)
+    index = {w: i for i, w in enumerate(wnids)}
+    keys = sorted(train, key=lambda k: (index[k[0]], k[1]))
+    val_ann = [line.split("\t")[:2] for line in texts["val_annotations.txt"].splitlines() if line.strip()]
+    val_ann.sort(key=lambda fw: (index[fw[1]], _file_number(fw[0])))
+    return {
+        "train": (torch.from_numpy(np.stack([train[k] for k in keys])),
+                  torch.tensor([index[k[0]] for k in keys])),
+        "val": (torch.from_numpy(np.stack([val[f] for f, _ in val_ann])),
+                torch.tensor([index[w] for _, w in val_ann])),
+        "classes": wnids,
+        "class_names": [words.get(w, w).split(",")[0].strip() for w in wnids],
+    }
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def _decode_cifar10(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"classes": CIFAR10_CLASSES, "class_names": CIFAR10_CLASSES}
+    if path.name == "cifar-10-python.tar.gz":  # the official pickles
+        batches: dict[str, list] = {"train": [], "test": []}
+        for name, read in _open_archive(path):
+            base = name.rsplit("/", 1)[-1]
+            if base.startswith("data_batch_") or base == "test_batch":
+                d = pickle.loads(read(), encoding="bytes")
+                split = "test" if base == "test_batch" else "train"
+                batches[split].append((base, d[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), d[b"labels"]))
+        for split, items in batches.items():
+            items.sort(key=lambda it: it[0])
+            out[split] = (torch.from_numpy(np.concatenate([x for _, x, _ in items])).contiguous(),
+                          torch.tensor([y for _, _, ys in items for y in ys]))
+        return out
+    found: dict[str, list] = {"train": [], "test": []}
+    for name, read in _open_archive(path):
+        parts = name.split("/")
+        if name.endswith(".jpg") and parts[-3] in found:
+            found[parts[-3]].append((CIFAR10_CLASSES.index(parts[-2]), parts[-1], _decode(read())))
+    for split, items in found.items():
+        items.sort(key=lambda it: (it[0], it[1]))
+        out[split] = (torch.from_numpy(np.stack([im for _, _, im in items])), torch.tensor([c for c, _, _ in items]))
+    return out
+
+
+def _decoded(name: str, decoder) -> dict[str, Any]:
+    path = resolve(name)["archive"]
+    spec = next(s for s in dataset_info(name)["files"] if s["name"] == path.name)
+    key = {"dataset": name, "file": path.name, "checksum": spec.get("sha256", spec.get("md5")), "version": 1}
+    return cache.cached("decoded", key, lambda: decoder(path))
+
+
+def load_tiny_imagenet(split: str = "train") -> ImageSet:
+    """Tiny ImageNet-200 `train` or `val` (the labelled validation set serves as the test split)."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"Tiny ImageNet split must be 'train' or 'val' (got {split!r}).")
+    d = _decoded("tiny_imagenet", _decode_tiny_imagenet)
+    x, y = d["val" if split in ("val", "test") else "train"]
+    return ImageSet(x, y, d["classes"], d["class_names"])
+
+
+def load_cifar10(split: str = "train") -> ImageSet:
+    """CIFAR-10 `train` (50,000) or `test` (10,000), 32x32 RGB."""
+    if split not in ("train", "test"):
+        raise ValueError(f"CIFAR-10 split must be 'train' or 'test' (got {split!r}).")
+    d = _decoded("cifar10", _decode_cifar10)
+    x, y = d[split]
+    return ImageSet(x, y, d["classes"], d["class_names"])
+
+
+def load_clinc150(split: str = "train") -> TextSet:
+    """CLINC150 in-scope intents (`train`, `val` or `test`); `groups` maps each domain to its intent ids."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"CLINC150 split must be 'train', 'val' or 'test' (got {split!r}).")
+    paths = resolve("clinc150")
+    data = json.loads(paths["data"].read_text())
+    domains = json.loads(paths["domains"].read_text())
+    classes = [intent for d in sorted(domains) for intent in sorted(domains[d])]
+    index = {c: i for i, c in enumerate(classes)}
+    rows = data[split]
+    groups = {d: [index[i] for i in sorted(domains[d])] for d in sorted(domains)}
+    return TextSet([t for t, _ in rows], torch.tensor([index[c] for _, c in rows]), classes, groups)
+
+
+def load_banking77(split: str = "train") -> TextSet:
+    """Banking77 `train` (10,003) or `test` (3,080)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"Banking77 split must be 'train' or 'test' (got {split!r}).")
+    paths = resolve("banking77")
+    with open(paths["train"], newline="") as f:
+        classes = sorted({row["category"] for row in csv.DictReader(f)})
+    with open(paths[split], newline="") as f:
+        rows = list(csv.DictReader(f))
+    index = {c: i for i, c in enumerate(classes)}
+    return TextSet([r["text"] for r in rows], torch.tensor([index[r["category"]] for r in rows]), classes)
+
+
+LOADERS = {"tiny_imagenet": load_tiny_imagenet, "cifar10": load_cifar10,
+           "clinc150": load_clinc150, "banking77": load_banking77}
+
+
+def load(name: str, split: str = "train") -> ImageSet | TextSet:
+    """Load a data set by its manifest name."""
+    if name not in LOADERS:
+        raise DataError(f"Unknown data set {name!r}. Known: {', '.join(sorted(LOADERS))}.")
+    return LOADERS[name](split)
+
+
+def citation(name: str) -> str:
+    """One line for a chapter's references: citation and licence."""
+    info = dataset_info(name)
+    return f"{info['citation']} Licence: {info['licence']} ({info['homepage']})"

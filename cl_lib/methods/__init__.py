@@ -1,0 +1,1 @@
+"""One module per method, each short enough to read in its chapter."""

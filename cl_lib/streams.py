@@ -1,0 +1,127 @@
+"""Streams of tasks cut from a labelled data set: which classes come when, and which examples.
+
+A stream is data, not behaviour: a seeded class order and, per task, its classes and the indices of its
+train and test examples. Whether the learner is told the task at test time (task-incremental) or not
+(class-incremental) is the `scenario` the chapter evaluates under.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+SCENARIOS = ("class", "task")
+
+
+@dataclass
+class Task:
+    """One task: its classes (data-set label ids, in stream order) and example indices per split."""
+
+    id: int
+    classes: list[int]
+    train: np.ndarray
+    test: np.ndarray
+    name: str = ""
+
+
+@dataclass
+class Stream:
+    """A sequence of tasks with disjoint classes."""
+
+    name: str
+    scenario: str
+    seed: int
+    tasks: list[Task]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def class_order(self) -> list[int]:
+        """All classes of the stream, task by task."""
+        return [c for t in self.tasks for c in t.classes]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_order)
+
+    def label_map(self, n_labels: int) -> torch.Tensor:
+        """Lookup from data-set label to stream label (position in `class_order`), -1 if unused.
+
+        Stream labels make task t's classes a contiguous block, so one growing head serves the stream.
+        """
+        lut = torch.full((n_labels,), -1, dtype=torch.long)
+        lut[torch.tensor(self.class_order)] = torch.arange(self.n_classes)
+        return lut
+
+    def task_slice(self, t: int) -> slice:
+        """The stream labels of task t, as a slice into a head's outputs."""
+        start = sum(len(k.classes) for k in self.tasks[:t])
+        return slice(start, start + len(self.tasks[t].classes))
+
+    def seen_slice(self, t: int) -> slice:
+        """The stream labels of tasks 0..t."""
+        return slice(0, self.task_slice(t).stop)
+
+
+def _pick(labels: np.ndarray, cls: int, k: int | None, rng: np.random.Generator) -> np.ndarray:
+    idx = np.flatnonzero(labels == cls)
+    if k is not None and k < len(idx):
+        idx = np.sort(rng.choice(idx, size=k, replace=False))
+    return idx
+
+
+def stream_from_groups(
+    train_labels: Sequence[int] | torch.Tensor,
+    test_labels: Sequence[int] | torch.Tensor,
+    groups: Sequence[Sequence[int]],
+    *,
+    name: str = "stream",
+    scenario: str = "class",
+    seed: int = 0,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+    task_names: Sequence[str] | None = None,
+) -> Stream:
+    """A stream whose task t holds the classes `groups[t]` (e.g. CLINC150's domains)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
+    flat = [c for g in groups for c in g]
+    if len(set(flat)) != len(flat):
+        raise ValueError("Tasks of a stream must have disjoint classes.")
+    ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for t, cls in enumerate(groups):
+        tr = np.concatenate([_pick(ytr, c, train_per_class, rng) for c in cls])
+        te = np.concatenate([_pick(yte, c, test_per_class, rng) for c in cls])
+        if len(tr) == 0 or len(te) == 0:
+            raise ValueError(f"Task {t} (classes {list(cls)}) has no train or no test examples.")
+        tasks.append(Task(t, [int(c) for c in cls], tr, te, task_names[t] if task_names else f"task {t + 1}"))
+    return Stream(name, scenario, seed, tasks)
+
+
+def split_stream(
+    train_labels: Sequence[int] | torch.Tensor,
+    test_labels: Sequence[int] | torch.Tensor,
+    *,
+    n_tasks: int,
+    classes_per_task: int,
+    seed: int = 0,
+    classes: Sequence[int] | None = None,
+    shuffle: bool = True,
+    **kwargs,
+) -> Stream:
+    """Split the classes (all, or `classes`) into `n_tasks` tasks of `classes_per_task`, in a seeded order.
+
+    `shuffle=False` keeps the given order (e.g. CIFAR-10's [0,1],[2,3],… as in several papers).
+    """
+    pool = np.array(sorted(set(np.asarray(train_labels).tolist())) if classes is None else list(classes))
+    need = n_tasks * classes_per_task
+    if need > len(pool):
+        raise ValueError(f"{n_tasks} tasks x {classes_per_task} classes need {need} classes; only {len(pool)} given.")
+    order = np.random.default_rng(seed).permutation(pool) if shuffle else pool
+    groups = [order[t * classes_per_task:(t + 1) * classes_per_task].tolist() for t in range(n_tasks)]
+    return stream_from_groups(train_labels, test_labels, groups, seed=seed, **kwargs)

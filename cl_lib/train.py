@@ -1,0 +1,128 @@
+"""A short training and evaluation loop, and the accuracy matrix it fills.
+
+Data are tensors in memory (images as uint8, or cached features); a `transform` turns a batch into the
+model's input (e.g. resize and normalise). Heads are one linear layer over all classes of the stream;
+`classes` (a slice of stream labels) restricts logits to the classes in play: the seen classes in
+class-incremental learning, the current task's in task-incremental learning.
+"""
+from __future__ import annotations
+
+import random
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .streams import Stream
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a torch generator for shuffling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str = "sgd", lr: float = 0.01,
+                   momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """SGD (with momentum) or Adam/AdamW over the parameters that require grad."""
+    params = [p for p in params if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"Unknown optimizer {name!r}; use 'sgd', 'adam' or 'adamw'.")
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, optimizer: torch.optim.Optimizer,
+        batch_size: int = 64, classes: slice | None = None, transform: Transform | None = None,
+        seed: int = 0, device: str = "cpu", clip: float | None = None,
+        on_epoch: Callable[[int], None] | None = None) -> list[float]:
+    """Train `model` on (x, y) for `epochs`; return the mean loss of each epoch.
+
+    Labels are stream labels; with `classes`, the loss sees only those logits (labels shifted to match).
+    The model is left in train mode; BatchNorm statistics update as they would in any fine-tuning.
+    """
+    g = torch.Generator().manual_seed(seed)
+    offset = classes.start if classes is not None else 0
+    model.train()
+    history = []
+    for epoch in range(epochs):
+        if on_epoch is not None:
+            on_epoch(epoch)
+        perm = torch.randperm(len(y), generator=g)
+        total, count = 0.0, 0
+        for i in range(0, len(perm), batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            if transform is not None:
+                xb = transform(xb)
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            logits = model(xb)
+            if classes is not None:
+                logits = logits[:, classes]
+            loss = F.cross_entropy(logits, yb - offset)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        history.append(total / max(count, 1))
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, classes: slice | None = None, transform: Transform | None = None,
+            batch_size: int = 256, device: str = "cpu") -> torch.Tensor:
+    """Predicted stream labels, the argmax over `classes` (all logits if None). Eval mode, restored after."""
+    was_training = model.training
+    model.eval()
+    offset = classes.start if classes is not None else 0
+    preds = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        if transform is not None:
+            xb = transform(xb)
+        logits = model(xb.to(device))
+        if classes is not None:
+            logits = logits[:, classes]
+        preds.append(logits.argmax(1).cpu() + offset)
+    model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> float:
+    """Fraction of correct predictions (see `predict` for the arguments)."""
+    return (predict(model, x, **kwargs) == y).float().mean().item()
+
+
+def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean per-class accuracy (the DKVB paper's metric): each class counts the same."""
+    return float(np.mean([(pred[y == c] == c).float().mean().item() for c in y.unique()]))
+
+
+def evaluate_row(model: nn.Module, stream: Stream, test: list[tuple[torch.Tensor, torch.Tensor]], after: int,
+                 **kwargs) -> np.ndarray:
+    """Row `after` of the accuracy matrix: accuracy on each task's test data after training task `after`.
+
+    Class-incremental: logits over all seen classes, future tasks left NaN. Task-incremental: each task's
+    own logits, every task (the untrained future tasks give the forward-transfer entries).
+    """
+    row = np.full(len(stream), np.nan)
+    for j, (x, y) in enumerate(test):
+        if stream.scenario == "class":
+            if j > after:
+                continue
+            row[j] = accuracy(model, x, y, classes=stream.seen_slice(after), **kwargs)
+        else:
+            row[j] = accuracy(model, x, y, classes=stream.task_slice(j), **kwargs)
+    return row
