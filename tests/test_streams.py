@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from cl_lib import streams
+
+ytr = np.repeat(np.arange(10), 20)  # 10 classes x 20 train examples
+yte = np.repeat(np.arange(10), 5)
+
+
+def make(seed=0, **kw):
+    return streams.split_stream(ytr, yte, n_tasks=4, classes_per_task=2, seed=seed, **kw)
+
+
+def test_disjoint_classes_and_sizes():
+    s = make(train_per_class=7, test_per_class=3)
+    classes = [c for t in s.tasks for c in t.classes]
+    assert len(classes) == len(set(classes)) == 8
+    for t in s.tasks:
+        assert len(t.train) == 14 and len(t.test) == 6
+        assert set(ytr[t.train]) == set(t.classes) and set(yte[t.test]) == set(t.classes)
+    # no example in two tasks
+    all_train = np.concatenate([t.train for t in s.tasks])
+    assert len(all_train) == len(set(all_train.tolist()))
+
+
+def test_deterministic_and_seed_dependent():
+    a, b, c = make(seed=3), make(seed=3), make(seed=4)
+    assert a.class_order == b.class_order
+    assert all((x.train == y.train).all() for x, y in zip(a.tasks, b.tasks))
+    assert a.class_order != c.class_order
+
+
+def test_unshuffled_keeps_order():
+    s = make(shuffle=False)
+    assert [t.classes for t in s.tasks] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_label_map_and_slices():
+    s = make(seed=1)
+    lut = s.label_map(10)
+    for t, task in enumerate(s.tasks):
+        mapped = lut[torch.tensor(task.classes)]
+        sl = s.task_slice(t)
+        assert mapped.tolist() == list(range(sl.start, sl.stop))
+        assert s.seen_slice(t) == slice(0, sl.stop)
+    unused = set(range(10)) - set(s.class_order)
+    assert all(lut[u] == -1 for u in unused)
+
+
+def test_groups_and_errors():
+    s = streams.stream_from_groups(ytr, yte, [[0, 5, 9], [1]], scenario="task", task_names=["a", "b"])
+    assert s.tasks[0].classes == [0, 5, 9] and s.tasks[1].name == "b" and s.scenario == "task"
+    with pytest.raises(ValueError, match="disjoint"):
+        streams.stream_from_groups(ytr, yte, [[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="need 22 classes"):
+        streams.split_stream(ytr, yte, n_tasks=11, classes_per_task=2)
+    with pytest.raises(ValueError, match="scenario"):
+        streams.stream_from_groups(ytr, yte, [[0]], scenario="domain")
