@@ -58,7 +58,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, opti
         if on_epoch is not None:
             on_epoch(epoch)
         perm = torch.randperm(len(y), generator=g)
-        total, count = 0.0, 0
+        total = torch.zeros((), device=device)  # summed on the device: no host sync per batch
         for i in range(0, len(perm), batch_size):
             idx = perm[i:i + batch_size]
             xb, yb = x[idx], y[idx]
@@ -74,9 +74,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, opti
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        history.append(total / max(count, 1))
+            total += loss.detach() * len(idx)
+        history.append(total.item() / max(len(perm), 1))
     return history
 
 
