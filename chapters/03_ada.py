@@ -356,7 +356,7 @@ plt.show()
 #
 # Parameters stored on top of the frozen backbone, after each task: one adapter per task grows by an adapter and
 # a head per task; ADA by a head only once its $K$ slots are full; AdapterFusion keeps every adapter and adds
-# its fusion layers. Latency is measured, not computed: the median of several forward passes of the whole
+# its fusion layers. Latency is measured, not computed: the fastest of several forward passes of the whole
 # encoder on the same batch of utterances, with one adapter plugged in (ADA, and equally one adapter per
 # task) or with all the adapters seen so far mixed by fusion layers. The fusion layers here are untrained:
 # only their cost matters, not their weights.
@@ -386,7 +386,7 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 4.3))
 plots.curves({n: np.array(v) / 1e3 for n, v in params.items()}, axes[0], percent=False,
              ylabel="parameters beyond the backbone (thousands)", title="Memory")
 plots.curves({n: np.array(v) * 1e3 for n, v in lat.items()}, axes[1], percent=False, x=lat_tasks,
-             ylabel=f"latency, batch of {len(ids)} utterances (ms)", title="Inference time (median of repeats)")
+             ylabel=f"latency, batch of {len(ids)} utterances (ms)", title="Inference time (best of repeats)")
 axes[1].set_xticks(lat_tasks)
 axes[1].set_ylim(0, None)
 fig.tight_layout()
@@ -460,7 +460,7 @@ plots.task_slider(draw_attention, T, default=0, description="task")
 #    little, while one adapter trained on every task in turn forgets.
 # 3. **Constant inference time**: with one adapter per forward pass, ADA's latency does not grow with the number
 #    of tasks, while running all adapters (AdapterFusion) grows with it. Timing on a shared CPU is noisy: we
-#    assert only a generous band for ADA and a clear growth for fusion, with medians over repeats.
+#    assert only a generous band for ADA and a clear growth for fusion, each the best of several repeats.
 #
 # Reported, not asserted, because they do not hold (or barely show) at the quick scale — read the numbers below:
 # * **Selection barely matters here.** Random, LEEP and TransRate end within a fraction of a point of each other,
