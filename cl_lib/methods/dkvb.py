@@ -1,0 +1,166 @@
+"""The Discrete Key-Value Bottleneck (Träuble et al., ICML 2023): localized updates through frozen keys.
+
+A frozen encoder gives z (dim m). Fixed random projections cut z into C heads of dim d_k; each head snaps
+to the nearest of its N keys and fetches that key's value (a vector of class scores); the decoder has no
+parameters: the logits are the mean of the C fetched values. The keys are fitted once, unsupervised, on
+*another* data set (EMA k-means) and then frozen; the values start at zero and are the only parameters.
+A gradient step therefore changes only the values that the batch fetched: learning is local.
+
+Because everything before the values is frozen, each example's C key indices never change: we compute
+them once (`snap`) and train the value table on indices (`train_values`), which makes many epochs cheap.
+
+The book's interpretation (details the paper leaves open): keys start as random vectors of the key-init
+data; usage counts one per training example per fetched key; plain SGD (no momentum) everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class Bottleneck:
+    """The model after the encoder: projections (C, m, d_k), keys (C, N, d_k), values (C, N, d_v), usage (C, N)."""
+
+    proj: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+    counts: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C codebooks, N pairs per codebook, d_k key dim)."""
+        return tuple(self.keys.shape)  # type: ignore[return-value]
+
+
+def random_projections(m: int, codebooks: int, dim_key: int, seed: int = 0, identity: bool = False) -> torch.Tensor:
+    """Fixed projections (C, m, d_k): N(0, 1) entries, each column L2-normalised over m (identity: split z)."""
+    if identity:
+        if m != codebooks * dim_key:
+            raise ValueError(f"An identity split needs m = C * d_k (got m={m}, C={codebooks}, d_k={dim_key}).")
+        return torch.eye(m).reshape(m, codebooks, dim_key).permute(1, 0, 2).contiguous()
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(codebooks, m, dim_key, generator=g)
+    return p / p.norm(dim=1, keepdim=True)
+
+
+def project(z: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+    """Encoder output (B, m) → the C heads (B, C, d_k)."""
+    if z.ndim != 2 or z.shape[1] != proj.shape[1]:
+        raise ValueError(f"Expected features of shape (B, {proj.shape[1]}), got {tuple(z.shape)}.")
+    return torch.einsum("bm,cmk->bck", z.float(), proj)
+
+
+def snap(heads: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor | None = None,
+         max_elements: int = 2 ** 22) -> torch.Tensor:
+    """Index (B, C) of each head's nearest key (squared L2); with `allowed` (C, N), only allowed keys compete."""
+    if allowed is not None and not bool(allowed.any(1).all()):
+        raise ValueError("Every codebook needs at least one allowed key; train on some data before masking.")
+    out = []
+    chunk = max(1, max_elements // (keys.shape[0] * keys.shape[1]))  # rows per block of (C, rows, N) distances
+    k2 = (keys ** 2).sum(-1)  # (C, N)
+    for i in range(0, len(heads), chunk):
+        h = heads[i:i + chunk].transpose(0, 1)  # (C, b, d_k)
+        d = k2[:, None, :] - 2 * torch.bmm(h, keys.transpose(1, 2))  # ||h||² is the same for every key
+        if allowed is not None:
+            d = d.masked_fill(~allowed[:, None, :], float("inf"))
+        out.append(d.argmin(-1).T)
+    return torch.cat(out) if out else torch.empty(0, keys.shape[0], dtype=torch.long)
+
+
+def ema_kmeans(x: torch.Tensor, n_keys: int, *, steps: int, batch_size: int = 256, decay: float = 0.95,
+               eps: float = 1e-5, dead_fraction: float = 0.1, seed: int = 0) -> torch.Tensor:
+    """Fit N keys per head to unlabelled heads x (n, C, d_k) by EMA k-means; re-seed dead keys from the batch."""
+    g = torch.Generator().manual_seed(seed)
+    n, C, dk = x.shape
+    dev = x.device
+    keys = x[torch.randint(n, (C, n_keys), generator=g).to(dev), torch.arange(C, device=dev)[:, None]]  # (C, N, d_k)
+    size = torch.ones(C, n_keys, device=dev)
+    total = keys.clone()
+    offset = torch.arange(C, device=dev) * n_keys
+    for _ in range(steps):
+        xb = x[torch.randint(n, (batch_size,), generator=g).to(dev)]  # (B, C, d_k)
+        flat = (snap(xb, keys) + offset).flatten()  # each head's nearest key, in the flattened (C * N) table
+        bsize = torch.zeros(C * n_keys, device=dev).index_add_(0, flat, torch.ones(len(flat), device=dev))
+        bsum = torch.zeros(C * n_keys, dk, device=dev).index_add_(0, flat, xb.reshape(-1, dk))
+        bsize, bsum = bsize.view(C, n_keys), bsum.view(C, n_keys, dk)
+        size.mul_(decay).add_(bsize, alpha=1 - decay)
+        total.mul_(decay).add_(bsum, alpha=1 - decay)
+        tot = size.sum(1, keepdim=True)
+        smoothed = (size + eps) / (tot + n_keys * eps) * tot  # Laplace smoothing: no division by zero
+        keys = total / smoothed[..., None]
+        dead = size < dead_fraction * batch_size / n_keys
+        if dead.any():  # a key nobody picks is moved onto a random vector of the batch
+            c, k = dead.nonzero(as_tuple=True)
+            keys[c, k] = xb[torch.randint(batch_size, (len(c),), generator=g).to(dev), c]
+            size[c, k] = dead_fraction * batch_size / n_keys
+            total[c, k] = keys[c, k] * size[c, k, None]
+    return keys
+
+
+def create(z_keyinit: torch.Tensor, n_classes: int, *, codebooks: int, n_keys: int, dim_key: int,
+           steps: int, batch_size: int = 256, identity: bool = False, seed: int = 0) -> Bottleneck:
+    """A bottleneck whose keys are fitted on `z_keyinit` (another data set's features) and frozen; values zero."""
+    dev = z_keyinit.device
+    proj = random_projections(z_keyinit.shape[1], codebooks, dim_key, seed, identity).to(dev)
+    keys = ema_kmeans(project(z_keyinit, proj), n_keys, steps=steps, batch_size=batch_size, seed=seed)
+    return Bottleneck(proj, keys, torch.zeros(codebooks, n_keys, n_classes, device=dev),
+                      torch.zeros(codebooks, n_keys, device=dev))
+
+
+def key_indices(b: Bottleneck, z: torch.Tensor, masked: bool = False) -> torch.Tensor:
+    """Each example's C key indices (B, C); `masked`: only keys used in training may be chosen (test time)."""
+    return snap(project(z, b.proj), b.keys, b.counts > 0 if masked else None)
+
+
+def decode(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The parameter-free decoder: logits (B, d_v) = mean over codebooks of the fetched values."""
+    return values[torch.arange(values.shape[0], device=values.device), idx].mean(1)
+
+
+def forward(b: Bottleneck, z: torch.Tensor, masked: bool = True) -> torch.Tensor:
+    """Logits of encoder features z: project, snap (to used keys when `masked`), fetch, average."""
+    return decode(b.values, key_indices(b, z, masked))
+
+
+def record_usage(b: Bottleneck, idx: torch.Tensor) -> None:
+    """Add one to the usage count of every key each training example fetches."""
+    C, N = b.counts.shape
+    flat = (idx + torch.arange(C, device=idx.device) * N).flatten()
+    b.counts.view(-1).index_add_(0, flat, torch.ones(len(flat), device=idx.device))
+
+
+def train_values(b: Bottleneck, idx: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float = 0.3,
+                 batch_size: int = 256, clip: float = 1.0, label_smoothing: float = 0.1, seed: int = 0) -> list[float]:
+    """SGD on the values from cached key indices (n, C); a step touches only the fetched rows. Mean loss per epoch."""
+    if len(idx) != len(y):
+        raise ValueError(f"{len(idx)} index rows but {len(y)} labels.")
+    C, N, dv = b.values.shape
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= dv):
+        raise ValueError(f"Labels must lie in [0, {dv}); got [{int(y.min())}, {int(y.max())}].")
+    record_usage(b, idx)
+    table = b.values.view(C * N, dv)  # a view: updates land in b.values
+    flat = idx + torch.arange(C, device=idx.device) * N
+    g = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=g).to(idx.device)
+        total = 0.0
+        for i in range(0, len(perm), batch_size):
+            bi = perm[i:i + batch_size]
+            rows, inv = torch.unique(flat[bi], return_inverse=True)  # the only rows this step can touch
+            v = table[rows].requires_grad_()
+            loss = F.cross_entropy(v[inv].mean(1), y[bi], label_smoothing=label_smoothing)
+            (grad,) = torch.autograd.grad(loss, v)
+            grad *= min(1.0, clip / (grad.norm().item() + 1e-12))  # = clip_grad_norm_ on the whole table
+            table.index_add_(0, rows, grad, alpha=-lr)
+            total += loss.item() * len(bi)
+        history.append(total / max(len(y), 1))
+    return history
+
+
+def key_votes(b: Bottleneck) -> torch.Tensor:
+    """The class each key's value votes for (C, N); -1 for keys never used in training."""
+    return torch.where(b.counts > 0, b.values.argmax(-1), torch.full_like(b.counts, -1, dtype=torch.long))
