@@ -69,6 +69,7 @@
 # %%
 import copy
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -328,6 +329,7 @@ if done.returncode != 0:
     raise RuntimeError("torchrun failed:\n" + done.stderr[-3000:])
 print(done.stdout.strip().replace(out_dir, "<tmp>"), f"({time.perf_counter() - t0:.0f} s)")
 dist_run = torch.load(os.path.join(out_dir, "fused.pt"))
+shutil.rmtree(out_dir, ignore_errors=True)  # leave nothing behind
 dist_gap = max((dist_run["body"][k].float() - states[1][k].float()).abs().max().item() for k in states[1])
 step = cf.parameter_distance(states[1], state_pre)
 print(f"same contributors: {dist_run['schedule'][0] == schedule[0]}; largest |torchrun − in-process| over "
