@@ -88,9 +88,6 @@ cfg = config.chapter_config("05_cold_fusion")
 plots.set_style()
 CH = "05_cold_fusion"
 train.seed_everything(cfg.seed)
-# The body's matrices are small (a batch of short utterances × 384): one CPU thread does them with far less CPU time
-# than two, and the second core is free for the second process of the torchrun run below.
-torch.set_num_threads(1)
 
 # %% [markdown]
 # ## The loop, drawn
