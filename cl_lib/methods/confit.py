@@ -77,15 +77,20 @@ def find_conv_bn(model: nn.Module, example: torch.Tensor) -> list[ConvBN]:
 
     handles += [m.register_forward_hook(conv_hook(n)) for n, m in convs.items()]
     handles += [m.register_forward_pre_hook(bn_hook(n)) for n, m in bns.items()]
+    _forward_eval(model, example, handles)
+    return pairs
+
+
+def _forward_eval(model: nn.Module, x: torch.Tensor, handles: list) -> None:
+    """One eval-mode forward pass for its hooks' sake; the hooks are removed and the mode restored after."""
     was_training = model.training
     model.eval()
     try:
-        model(example)
+        model(x)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return pairs
 
 
 def phase_means(x: torch.Tensor, period: tuple[int, int]) -> torch.Tensor:
@@ -185,14 +190,9 @@ def true_bn_means(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
     live = snapshot(model)
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in bn_layers(model).items()]
-    was_training = model.training
-    model.eval()
     try:
-        model(x)
+        _forward_eval(model, x, handles)
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
         restore(model, live)
     return out
 
