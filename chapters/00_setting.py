@@ -67,7 +67,7 @@ from cl_lib import backbones, config, data, features, metrics, plots, shift, str
 
 cfg = config.chapter_config("00_setting")
 plots.set_style()
-CH = "00_setting"
+CH = cfg.chapter
 
 # %% [markdown]
 # ## The stream
@@ -78,11 +78,9 @@ CH = "00_setting"
 # contiguous block of the classifier's outputs.
 
 # %%
-tr, te = data.load_tiny_imagenet("train"), data.load_tiny_imagenet("val")
-stream = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
-                              seed=cfg.seed, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
-                              name="Split Tiny ImageNet", scenario="class")
-lut = stream.label_map(len(tr.classes))
+stream, tr, te = streams.split_dataset("tiny_imagenet", n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
+                                      seed=cfg.seed, train_per_class=cfg.train_per_class,
+                                      test_per_class=cfg.test_per_class, scenario="class")
 for t in stream.tasks:
     print(f"{t.name}: {len(t.train)} train / {len(t.test)} test images — "
           + ", ".join(tr.class_names[c] for c in t.classes))
@@ -123,13 +121,8 @@ def prep(x: torch.Tensor) -> torch.Tensor:
     return backbone.preprocess(x, cfg.image_size)
 
 
-def task_data(task: streams.Task, split: str):
-    ds, idx = (tr, task.train) if split == "train" else (te, task.test)
-    return ds.images[idx], lut[ds.labels[idx]]
-
-
-train_sets = [task_data(t, "train") for t in stream.tasks]
-test_sets = [task_data(t, "test") for t in stream.tasks]
+train_sets = [stream.task_data(t, tr, "train") for t in range(len(stream))]
+test_sets = [stream.task_data(t, te, "test") for t in range(len(stream))]
 
 # %% [markdown]
 # ## Learner 1: frozen backbone, linear head
@@ -140,8 +133,7 @@ test_sets = [task_data(t, "test") for t in stream.tasks]
 # %%
 def feats(task: streams.Task, split: str) -> torch.Tensor:
     ds, idx = (tr, task.train) if split == "train" else (te, task.test)
-    return features.features(backbone, ds, dataset="tiny_imagenet", split=split, indices=idx,
-                             image_size=cfg.image_size, device=cfg.device)
+    return features.features(backbone, ds, indices=idx, image_size=cfg.image_size, device=cfg.device)
 
 
 t0 = time.perf_counter()
@@ -243,9 +235,8 @@ plots.save(fig, CH, "accuracy_matrices")
 plt.show()
 
 # %%
-avg_seen = lambda R: [np.nanmean(R[i, : i + 1]) for i in range(len(R))]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-plots.curves({"frozen + linear head": avg_seen(R_linear), "naive fine-tuning": avg_seen(R_ft)}, axes[0],
+plots.curves({"frozen + linear head": metrics.seen_accuracy(R_linear), "naive fine-tuning": metrics.seen_accuracy(R_ft)}, axes[0],
              ylabel="mean accuracy on tasks seen", title="Average accuracy along the stream")
 axes[0].axhline(joint_row.mean() * 100, color="grey", ls="--", label="joint training")
 axes[0].legend(fontsize=9)

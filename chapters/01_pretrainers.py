@@ -73,8 +73,6 @@
 
 # %%
 import copy
-import hashlib
-import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -83,17 +81,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, plots, streams, train, vit
+from cl_lib import backbones, cache, config, data, plots, probes, streams, train, vit
 from cl_lib.methods import glad, mim
 
 cfg = config.chapter_config("01_pretrainers")
 plots.set_style()
-CH = "01_pretrainers"
+CH = cfg.chapter
 vcfg = vit.ViTConfig(img_size=cfg.image_size, patch=cfg.patch, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
                      mlp_ratio=cfg.mlp_ratio)
 # Every cached result below is keyed by the settings *and* the source of the code that made it.
-CODE = hashlib.sha256("".join(inspect.getsource(m) for m in (vit, mim, glad)).encode()).hexdigest()[:16]
-SETTINGS = {"profile_params": cfg.params, "seed": cfg.seed, "code": CODE}
+SETTINGS = {"profile_params": cfg.params, "seed": cfg.seed, "code": cache.code_digest(vit, mim, glad)}
 
 # %% [markdown]
 # ## Upstream and downstream
@@ -125,21 +122,16 @@ def prep(images: torch.Tensor) -> torch.Tensor:
                       for i in range(0, len(images), 1024)])
 
 
-def local_labels(ds: data.ImageSet, idx: np.ndarray, classes: list[int]) -> torch.Tensor:
-    """Labels 0..C-1 within a task (a head per task)."""
-    lut = {c: i for i, c in enumerate(classes)}
-    return torch.tensor([lut[int(c)] for c in ds.labels[idx]])
-
-
-def task_tensors(ds_tr, ds_te, task: streams.Task) -> dict[str, torch.Tensor]:
-    return {"xtr": prep(ds_tr.images[task.train]), "ytr": local_labels(ds_tr, task.train, task.classes),
-            "xte": prep(ds_te.images[task.test]), "yte": local_labels(ds_te, task.test, task.classes)}
+def task_tensors(stream: streams.Stream, t: int, ds_tr: data.ImageSet, ds_te: data.ImageSet) -> dict[str, torch.Tensor]:
+    """A task's images at the ViT's size, with labels 0..C-1 within the task (a head per task)."""
+    (xtr, ytr), (xte, yte) = (stream.task_data(t, ds, split, local=True) for ds, split in ((ds_tr, "train"), (ds_te, "test")))
+    return {"xtr": prep(xtr), "ytr": ytr, "xte": prep(xte), "yte": yte}
 
 
 t0 = time.perf_counter()
-up_data = [task_tensors(tr, te, t) for t in up.tasks]
-down_data = {f"TinyIN D{k + 1}": task_tensors(tr, te, t) for k, t in enumerate(down.tasks)}
-down_data["CIFAR-10"] = task_tensors(cif_tr, cif_te, cifar.tasks[0])
+up_data = [task_tensors(up, t, tr, te) for t in range(len(up))]
+down_data = {f"TinyIN D{t + 1}": task_tensors(down, t, tr, te) for t in range(len(down))}
+down_data["CIFAR-10"] = task_tensors(cifar, 0, cif_tr, cif_te)
 print(f"prepared in {time.perf_counter() - t0:.1f} s")
 for k, t in enumerate(up.tasks):
     print(f"upstream U{k + 1}: {len(t.train)} train / {len(t.test)} test — "
@@ -285,40 +277,13 @@ print(f"upstream training: {time.perf_counter() - t0:.0f} s")
 # test features score it). Features are L2-normalised for k-NN and standardised for the linear probe.
 
 # %%
-@torch.no_grad()
+plots.show_code(probes.knn_accuracy, probes.linear_probe_accuracy)
+
+
+# %%
 def embed(model: vit.VisionTransformer, x: torch.Tensor) -> torch.Tensor:
-    """Representations of x under the frozen model (run on cfg.device, model handed back on the CPU)."""
-    model.to(cfg.device).eval()
-    out = torch.cat([model(x[i:i + 256].to(cfg.device)).cpu() for i in range(0, len(x), 256)])
-    model.cpu()
-    return out
-
-
-def knn_accuracy(ftr, ytr, fte, yte, k: int) -> float:
-    """Cosine k-NN, votes weighted by similarity."""
-    a, b = F.normalize(ftr, dim=1), F.normalize(fte, dim=1)
-    sim, idx = (b @ a.T).topk(k, dim=1)
-    votes = torch.zeros(len(fte), int(ytr.max()) + 1).scatter_add_(1, ytr[idx], sim.clamp_min(0) + 1e-6)
-    return (votes.argmax(1) == yte).float().mean().item()
-
-
-def linear_probe_accuracy(ftr, ytr, fte, yte, steps: int = 100, wd: float = 1e-3) -> float:
-    """Multinomial logistic regression on standardised features (L-BFGS, full batch)."""
-    mu, sd = ftr.mean(0), ftr.std(0) + 1e-6
-    a, b = (ftr - mu) / sd, (fte - mu) / sd
-    torch.manual_seed(0)
-    clf = nn.Linear(a.shape[1], int(ytr.max()) + 1)
-    opt = torch.optim.LBFGS(clf.parameters(), lr=1, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(clf(a), ytr) + wd * clf.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return (clf(b).argmax(1) == yte).float().mean().item()
+    """Representations of x under the frozen model, on cfg.device."""
+    return probes.embed(model.to(cfg.device), x, device=cfg.device)
 
 
 def transfer(state: dict) -> dict[str, dict[str, float]]:
@@ -328,8 +293,9 @@ def transfer(state: dict) -> dict[str, dict[str, float]]:
     out = {}
     for name, d in down_data.items():
         ftr, fte = embed(model, d["xtr"]), embed(model, d["xte"])
-        out[name] = {"k-NN": knn_accuracy(ftr, d["ytr"], fte, d["yte"], cfg.knn_k),
-                     "linear": linear_probe_accuracy(ftr, d["ytr"], fte, d["yte"])}
+        out[name] = {"k-NN": probes.knn_accuracy(ftr, d["ytr"], fte, d["yte"], cfg.knn_k),
+                     "linear": probes.linear_probe_accuracy(ftr, d["ytr"], fte, d["yte"], steps=100,
+                                                            weight_decay=1e-3)}
     return out
 
 
@@ -339,18 +305,18 @@ def cached_transfer(tag: str, state: dict) -> dict:
 
 t0 = time.perf_counter()
 init_state = new_vit().state_dict()
-T_init = cached_transfer("random init", init_state)
-T = {name: [T_init] + [cached_transfer(f"{name} after U{t + 1}", s) for t, s in enumerate(r["states"])]
-     for name, r in runs.items()}
-T_joint = {name: cached_transfer(f"joint {name}", j["state"]) for name, j in joint.items()}
+transfer_init = cached_transfer("random init", init_state)
+transfer_along = {name: [transfer_init] + [cached_transfer(f"{name} after U{t + 1}", s) for t, s in enumerate(r["states"])]
+                  for name, r in runs.items()}
+transfer_joint = {name: cached_transfer(f"joint {name}", j["state"]) for name, j in joint.items()}
 print(f"transfer evaluation: {time.perf_counter() - t0:.0f} s")
 tasks_down = list(down_data)
 mean_tr = lambda res, probe: float(np.mean([res[n][probe] for n in tasks_down]))
-for name, rows in T.items():
+for name, rows in transfer_along.items():
     for probe in ("k-NN", "linear"):
         print(f"{name:17s} {probe:6s} mean downstream accuracy, 0..{len(up)} tasks seen:",
               np.round([mean_tr(r, probe) * 100 for r in rows], 1))
-for name, res in T_joint.items():
+for name, res in transfer_joint.items():
     print(f"joint {name:11s} k-NN {mean_tr(res, 'k-NN') * 100:.1f}, linear {mean_tr(res, 'linear') * 100:.1f}")
 
 # %% [markdown]
@@ -364,9 +330,9 @@ xs = np.arange(0, len(up) + 1)
 colors = {"supervised": "C0", "masked modelling": "C1"}
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.9]})
 for ax, probe in zip(axes[:2], ("k-NN", "linear")):
-    for name, rows in T.items():
+    for name, rows in transfer_along.items():
         ax.plot(xs, [mean_tr(r, probe) * 100 for r in rows], marker="o", color=colors[name], label=f"{name} CL")
-    for name, res in T_joint.items():
+    for name, res in transfer_joint.items():
         ax.axhline(mean_tr(res, probe) * 100, color=colors[name], ls="--", label=f"joint {name}")
     ax.set(xlabel="upstream tasks seen", ylabel=f"mean downstream accuracy (%)", xticks=xs,
            title=f"Transfer by {probe} to unseen tasks")
@@ -383,7 +349,7 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, len(tasks_down), figsize=(5 * len(tasks_down), 3.8), sharey=True)
 for ax, task in zip(np.atleast_1d(axes), tasks_down):
-    for name, rows in T.items():
+    for name, rows in transfer_along.items():
         for probe, ls in (("k-NN", "-"), ("linear", ":")):
             ax.plot(xs, [r[task][probe] * 100 for r in rows], ls=ls, marker="o", color=colors[name],
                     label=f"{name}, {probe}")
@@ -523,9 +489,9 @@ dist = {name: np.stack([vit.mean_attention_distance(vit.attention_maps(load(s), 
                         for s in [init_state] + r["states"]]) for name, r in runs.items()}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 cmap = plt.get_cmap("viridis")
-for ax, (name, D) in zip(axes, dist.items()):
-    for t in range(len(D)):
-        ax.plot(np.arange(1, vcfg.depth + 1), D[t], marker="o", color=cmap(t / max(1, len(D) - 1)),
+for ax, (name, curve) in zip(axes, dist.items()):
+    for t in range(len(curve)):
+        ax.plot(np.arange(1, vcfg.depth + 1), curve[t], marker="o", color=cmap(t / max(1, len(curve) - 1)),
                 label="random init" if t == 0 else f"after U{t}")
     ax.set(xlabel="layer", ylabel="mean attention distance (px)", xticks=np.arange(1, vcfg.depth + 1),
            title=f"{name} CL")
@@ -533,8 +499,8 @@ axes[1].legend(fontsize=8, ncol=2)
 fig.tight_layout()
 plots.save(fig, CH, "attention_distance")
 plt.show()
-for name, D in dist.items():
-    print(f"{name}: mean attention distance per layer (px) at init {np.round(D[0], 1)}, after U{len(up)} {np.round(D[-1], 1)}")
+for name, curve in dist.items():
+    print(f"{name}: mean attention distance per layer (px) at init {np.round(curve[0], 1)}, after U{len(up)} {np.round(curve[-1], 1)}")
 
 # %% [markdown]
 # **What the attention does at this scale.** A mean attention distance of about 16 px for 32-px images is
@@ -597,13 +563,13 @@ unchanged = all(torch.equal(free_state[k], pre_state[k]) for k in pre_state)
 with glad.adaptor_free(glad_model):
     same_out = torch.equal(embed(glad_model, show_x), embed(load(pre_state), show_x))
 print(f"adaptor-free path identical to the pre-trained model: weights {unchanged}, outputs {same_out}")
-T_after = {"pre-trained (= GLAD's adaptor-free path)": T["masked modelling"][-1],
+transfer_after = {"pre-trained (= GLAD's adaptor-free path)": transfer_along["masked modelling"][-1],
            "after full fine-tuning on D1": cached_transfer("full FT on D1", ft["full"]["state"])}
 print(f"fine-tuning and transfer: {time.perf_counter() - t0:.0f} s")
-acc_d1 = {"linear probe": T["masked modelling"][-1]["TinyIN D1"]["linear"],
+acc_d1 = {"linear probe": transfer_along["masked modelling"][-1]["TinyIN D1"]["linear"],
           "GLAD": ft["glad"]["acc"], "full fine-tuning": ft["full"]["acc"]}
 others = [n for n in tasks_down if n != "TinyIN D1"]
-for name, res in T_after.items():
+for name, res in transfer_after.items():
     print(f"{name}: on the other tasks " + ", ".join(f"{n} k-NN {res[n]['k-NN'] * 100:.1f} / linear {res[n]['linear'] * 100:.1f}"
                                                     for n in others))
 
@@ -615,7 +581,7 @@ for i, v in enumerate(acc_d1.values()):
 axes[0].set(ylabel="D1 test accuracy (%)", title="Downstream task D1", ylim=(0, 100))
 axes[0].tick_params(axis="x", labelsize=9)
 pos = np.arange(len(others))
-for i, (name, res) in enumerate(T_after.items()):
+for i, (name, res) in enumerate(transfer_after.items()):
     for j, (probe, hatch) in enumerate((("k-NN", ""), ("linear", "//"))):
         axes[1].bar(pos * 2.5 + i * 0.5 + j * 1.0, [res[n][probe] * 100 for n in others], width=0.5,
                     color="C2" if i == 0 else "C3", hatch=hatch, edgecolor="white",
@@ -700,13 +666,13 @@ def gain(rows, probe):  # transfer after the last upstream task minus after the 
 
 R_sup = runs["supervised"]["R"]
 forget_sup = float(np.mean([np.nanmax(R_sup[:, j]) - R_sup[-1, j] for j in range(len(up) - 1)]))
-for name, rows in T.items():
+for name, rows in transfer_along.items():
     print(f"{name} CL: transfer gain U1 → U{len(up)}: k-NN {gain(rows, 'k-NN') * 100:+.1f} pts, "
           f"linear {gain(rows, 'linear') * 100:+.1f} pts; over random init: k-NN "
           f"{(mean_tr(rows[-1], 'k-NN') - mean_tr(rows[0], 'k-NN')) * 100:+.1f} pts")
 print(f"supervised CL upstream forgetting (task-IL): {forget_sup * 100:.1f} pts")
 print("D1 accuracy:", {k: round(v * 100, 1) for k, v in acc_d1.items()})
-keep = {name: float(np.mean([res[n]["linear"] for n in others])) for name, res in T_after.items()}
+keep = {name: float(np.mean([res[n]["linear"] for n in others])) for name, res in transfer_after.items()}
 print("mean linear transfer to the other tasks after fine-tuning on D1:", {k: round(v * 100, 1) for k, v in keep.items()})
 
 # %% [markdown]
@@ -725,10 +691,10 @@ print("mean linear transfer to the other tasks after fine-tuning on D1:", {k: ro
 
 # %%
 both = lambda res: (mean_tr(res, "k-NN") + mean_tr(res, "linear")) / 2
-sup_gain = both(T["supervised"][-1]) - both(T["supervised"][1])
-mim_gain = both(T["masked modelling"][-1]) - both(T["masked modelling"][1])
-sup_vs_init = mean_tr(T["supervised"][-1], "k-NN") - mean_tr(T["supervised"][0], "k-NN")
-joint_gap = both(T_joint["supervised"]) - both(T["supervised"][-1]) if "supervised" in T_joint else float("nan")
+sup_gain = both(transfer_along["supervised"][-1]) - both(transfer_along["supervised"][1])
+mim_gain = both(transfer_along["masked modelling"][-1]) - both(transfer_along["masked modelling"][1])
+sup_vs_init = mean_tr(transfer_along["supervised"][-1], "k-NN") - mean_tr(transfer_along["supervised"][0], "k-NN")
+joint_gap = both(transfer_joint["supervised"]) - both(transfer_along["supervised"][-1]) if "supervised" in transfer_joint else float("nan")
 print(f"1. supervised CL: forgetting {forget_sup * 100:.1f} pts (assert > 4); k-NN transfer vs random init "
       f"{sup_vs_init * 100:+.1f} pts (assert > +1); mean transfer U{len(up)} − U1 {sup_gain * 100:+.1f} pts (assert > −1)")
 print(f"2. masked-modelling CL: mean transfer U{len(up)} − U1 {mim_gain * 100:+.1f} pts (assert > +0.5; full: > +1)")
@@ -743,9 +709,9 @@ assert forget_sup > 0.04, "supervised CL should forget its old upstream tasks"
 assert sup_vs_init > 0.01, "supervised CL's features should transfer better than the random initialisation"
 assert sup_gain > -0.01, "supervised CL's transfer should not fall along the stream"
 assert mim_gain > 0.005, "paper: masked-modelling CL's transfer rises along the stream"
-assert "supervised" not in T_joint or joint_gap > 0.01, "joint supervised pre-training should transfer better than CL"
+assert "supervised" not in transfer_joint or joint_gap > 0.01, "joint supervised pre-training should transfer better than CL"
 assert unchanged and same_out, "GLAD must leave the adaptor-free path untouched"
-if cfg.profile == "full":
+if cfg.assert_at_scale:
     assert mim_gain > 0.01, "paper: masked-modelling CL's transfer rises along the stream (by a point at full scale)"
     assert glad_gap > -0.03, "paper: GLAD is competitive with full fine-tuning downstream"
     assert keep_gap >= 0.0, "paper: GLAD's adaptor-free model keeps more transferability than full fine-tuning"

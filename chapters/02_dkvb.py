@@ -71,7 +71,7 @@ from cl_lib.methods import dkvb
 
 cfg = config.chapter_config("02_dkvb")
 plots.set_style()
-CH = "02_dkvb"
+CH = cfg.chapter
 DEV = cfg.device
 N_THREADS = torch.get_num_threads()
 
@@ -220,26 +220,15 @@ backbone = backbones.create(cfg.backbone)
 torch.set_num_threads(N_THREADS)  # all cores for the encoder, one thread again afterwards
 
 
-def feature_pool(name: str, n_classes: int, train_per_class: int, test_per_class: int):
-    """Features and labels of a fixed, seeded per-class subset of a data set (train and test split)."""
-    loader = {"cifar10": data.load_cifar10, "tiny_imagenet": data.load_tiny_imagenet}[name]
-    test_split = "val" if name == "tiny_imagenet" else "test"
-    tr, te = loader("train"), loader(test_split)
-    pick = streams.split_stream(tr.labels, te.labels, n_tasks=1, classes_per_task=n_classes, seed=cfg.seed,
-                                train_per_class=train_per_class, test_per_class=test_per_class).tasks[0]
-    ftr = features.features(backbone, tr, dataset=name, split="train", indices=pick.train,
-                            image_size=cfg.image_size, device=DEV)
-    fte = features.features(backbone, te, dataset=name, split=test_split, indices=pick.test,
-                            image_size=cfg.image_size, device=DEV)
-    return ftr, torch.as_tensor(tr.labels[pick.train]), fte, torch.as_tensor(te.labels[pick.test]), tr.class_names
-
-
 t0 = time.perf_counter()
-cifar = feature_pool("cifar10", 10, cfg.cifar_train_per_class, cfg.cifar_test_per_class)
-tiny = feature_pool("tiny_imagenet", cfg.tiny_tasks * cfg.tiny_classes_per_task, cfg.tiny_train_per_class,
-                    cfg.tiny_test_per_class)
-print(f"features: CIFAR-10 {tuple(cifar[0].shape)} train / {tuple(cifar[2].shape)} test, "
-      f"Tiny ImageNet {tuple(tiny[0].shape)} train / {tuple(tiny[2].shape)} test ({time.perf_counter() - t0:.0f} s)")
+cifar = features.feature_split(backbone, "cifar10", n_classes=10, train_per_class=cfg.cifar_train_per_class,
+                               test_per_class=cfg.cifar_test_per_class, seed=cfg.seed, image_size=cfg.image_size,
+                               device=DEV)
+tiny = features.feature_split(backbone, "tiny_imagenet", n_classes=cfg.tiny_tasks * cfg.tiny_classes_per_task,
+                              train_per_class=cfg.tiny_train_per_class, test_per_class=cfg.tiny_test_per_class,
+                              seed=cfg.seed, image_size=cfg.image_size, device=DEV)
+print(f"features: CIFAR-10 {tuple(cifar.z_train.shape)} train / {tuple(cifar.z_test.shape)} test, "
+      f"Tiny ImageNet {tuple(tiny.z_train.shape)} train / {tuple(tiny.z_test.shape)} test ({time.perf_counter() - t0:.0f} s)")
 torch.set_num_threads(1)
 
 # %% [markdown]
@@ -254,8 +243,8 @@ def fit_keys(z_other: torch.Tensor, n_classes: int, codebooks: int, n_keys: int,
 
 
 t0 = time.perf_counter()
-keys_cifar = fit_keys(tiny[0], 10, cfg.codebooks, cfg.n_keys, cfg.dim_key)
-keys_tiny = fit_keys(cifar[0], cfg.tiny_tasks * cfg.tiny_classes_per_task, cfg.codebooks, cfg.n_keys, cfg.dim_key)
+keys_cifar = fit_keys(tiny.z_train, 10, cfg.codebooks, cfg.n_keys, cfg.dim_key)
+keys_tiny = fit_keys(cifar.z_train, cfg.tiny_tasks * cfg.tiny_classes_per_task, cfg.codebooks, cfg.n_keys, cfg.dim_key)
 print(f"keys: {cfg.codebooks} codebooks × {cfg.n_keys} keys × d_k = {cfg.dim_key}, "
       f"{cfg.key_epochs} EMA epochs ({time.perf_counter() - t0:.0f} s)")
 
@@ -265,9 +254,8 @@ print(f"keys: {cfg.codebooks} codebooks × {cfg.n_keys} keys × d_k = {cfg.dim_k
 # masking and keeps a snapshot of the usage counts and of the values, the material of the figures.
 
 # %%
-def make_stream(pool, n_tasks: int, classes_per_task: int, order: int) -> streams.Stream:
-    ytr, yte = pool[1], pool[3]
-    return streams.split_stream(ytr, yte, n_tasks=n_tasks, classes_per_task=classes_per_task, seed=cfg.seed + order,
+def make_stream(fs: features.FeatureSplit, n_tasks: int, classes_per_task: int, order: int) -> streams.Stream:
+    return streams.split_stream(fs.y_train, fs.y_test, n_tasks=n_tasks, classes_per_task=classes_per_task, seed=cfg.seed + order,
                                 name=f"order {order}")
 
 
@@ -281,15 +269,15 @@ def evaluate(pred: torch.Tensor, y: torch.Tensor, stream: streams.Stream, after:
     return row
 
 
-def run_dkvb(b0: dkvb.Bottleneck, pool, stream: streams.Stream, *, iid: bool = False, epochs: int | None = None,
+def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Stream, *, iid: bool = False, epochs: int | None = None,
              keep: bool = False) -> dict:
     """Train a fresh value table on the stream (or i.i.d. on all of it); accuracy matrix and snapshots."""
     epochs = epochs or cfg.epochs
     b = dkvb.Bottleneck(b0.proj, b0.keys, torch.zeros_like(b0.values), torch.zeros_like(b0.counts))
-    lut = stream.label_map(int(pool[1].max()) + 1)
-    ytr, yte = lut[pool[1]].to(DEV), lut[pool[3]]
-    idx_tr = dkvb.key_indices(b, pool[0].to(DEV))  # computed once: the keys never move
-    heads_te = dkvb.project(pool[2].to(DEV), b.proj)
+    lut = stream.label_map(fs.n_classes)
+    ytr, yte = lut[fs.y_train].to(DEV), lut[fs.y_test]
+    idx_tr = dkvb.key_indices(b, fs.z_train.to(DEV))  # computed once: the keys never move
+    heads_te = dkvb.project(fs.z_test.to(DEV), b.proj)
     phases = [np.concatenate([t.train for t in stream.tasks])] if iid else [t.train for t in stream.tasks]
     out = {"R": np.full((len(stream), len(stream)), np.nan), "counts": [], "values": [], "preds": [], "y": yte}
     for t, rows in enumerate(phases):
@@ -308,19 +296,19 @@ def run_dkvb(b0: dkvb.Bottleneck, pool, stream: streams.Stream, *, iid: bool = F
     return out
 
 
-def run_net(make, pool, stream: streams.Stream, *, iid: bool = False) -> dict:
+def run_net(make, fs: features.FeatureSplit, stream: streams.Stream, *, iid: bool = False) -> dict:
     """The same protocol for a linear probe or an MLP on the frozen features (fresh Adam per phase)."""
     train.seed_everything(cfg.seed)
     model = make().to(DEV)
-    lut = stream.label_map(int(pool[1].max()) + 1)
-    ytr, yte = lut[pool[1]], lut[pool[3]]
+    lut = stream.label_map(fs.n_classes)
+    ytr, yte = lut[fs.y_train], lut[fs.y_test]
     phases = [np.concatenate([t.train for t in stream.tasks])] if iid else [t.train for t in stream.tasks]
     out = {"R": np.full((len(stream), len(stream)), np.nan), "preds": [], "y": yte}
     for t, rows in enumerate(phases):
         opt = train.make_optimizer(model.parameters(), "adam", lr=cfg.baseline_lr)
-        train.fit(model, pool[0][rows], ytr[rows], epochs=cfg.baseline_epochs, optimizer=opt,
+        train.fit(model, fs.z_train[rows], ytr[rows], epochs=cfg.baseline_epochs, optimizer=opt,
                   batch_size=cfg.baseline_batch, seed=cfg.seed + t, device=DEV)
-        pred = train.predict(model, pool[2], device=DEV)
+        pred = train.predict(model, fs.z_test, device=DEV)
         after = len(stream) - 1 if iid else t
         out["R"][after] = evaluate(pred, yte, stream, after)
         out["preds"].append(pred)
@@ -328,22 +316,22 @@ def run_net(make, pool, stream: streams.Stream, *, iid: bool = False) -> dict:
     return out
 
 
-def run_all(b0: dkvb.Bottleneck, pool, n_tasks: int, classes_per_task: int) -> dict:
+def run_all(b0: dkvb.Bottleneck, fs: features.FeatureSplit, n_tasks: int, classes_per_task: int) -> dict:
     """Every learner, sequential and i.i.d., over `n_orders` class orders; the first order keeps snapshots."""
-    m, k = pool[0].shape[1], n_tasks * classes_per_task
+    m, k = fs.z_train.shape[1], n_tasks * classes_per_task
     makers = {"linear probe": lambda: nn.Linear(m, k),
               "MLP": lambda: nn.Sequential(nn.Linear(m, 128), nn.ReLU(), nn.Linear(128, k))}
     res = {name: [] for name in ["DKVB", "linear probe", "MLP"]}
     for order in range(cfg.n_orders):
-        s = make_stream(pool, n_tasks, classes_per_task, order)
-        res["DKVB"].append(run_dkvb(b0, pool, s, keep=order == 0))
+        s = make_stream(fs, n_tasks, classes_per_task, order)
+        res["DKVB"].append(run_dkvb(b0, fs, s, keep=order == 0))
         for name, make in makers.items():
-            res[name].append(run_net(make, pool, s))
-    s = make_stream(pool, n_tasks, classes_per_task, 0)  # i.i.d.: the class order does not matter, run it once
-    res["DKVB i.i.d."] = [run_dkvb(b0, pool, s, iid=True)]
+            res[name].append(run_net(make, fs, s))
+    s = make_stream(fs, n_tasks, classes_per_task, 0)  # i.i.d.: the class order does not matter, run it once
+    res["DKVB i.i.d."] = [run_dkvb(b0, fs, s, iid=True)]
     for name, make in makers.items():
-        res[f"{name} i.i.d."] = [run_net(make, pool, s, iid=True)]
-    res["streams"] = [make_stream(pool, n_tasks, classes_per_task, o) for o in range(cfg.n_orders)]
+        res[f"{name} i.i.d."] = [run_net(make, fs, s, iid=True)]
+    res["streams"] = [make_stream(fs, n_tasks, classes_per_task, o) for o in range(cfg.n_orders)]
     return res
 
 
@@ -388,7 +376,7 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
 for ax, res, title in [(axes[0], res_c, "CIFAR-10"), (axes[1], res_t, "Split Tiny ImageNet")]:
-    series = {name: np.mean([[np.nanmean(r["R"][i, : i + 1]) for i in range(len(r["R"]))] for r in res[name]], 0)
+    series = {name: np.mean([metrics.seen_accuracy(r["R"]) for r in res[name]], 0)
               for name in ["DKVB", "linear probe", "MLP"]}
     plots.curves(series, ax, ylabel="balanced accuracy on classes seen", title=f"{title} (mean over orders)")
     for k, name in enumerate(["DKVB", "linear probe", "MLP"]):
@@ -476,12 +464,14 @@ plt.show()
 # %%
 n_show, k_show = min(24, cfg.codebooks), min(96, cfg.n_keys)
 cmap10 = ListedColormap(plt.get_cmap("tab10").colors)
-cifar_names = [cifar[4][c] for c in s0.class_order]
+cifar_names = [cifar.class_names[c] for c in s0.class_order]
 
 
 def draw_votes(t: int) -> None:
-    c, v = run0["counts"][t][:n_show, :k_show], run0["values"][t][:n_show, :k_show]
-    votes = np.where(c.numpy() > 0, v.argmax(-1).numpy(), np.nan)
+    c = run0["counts"][t][:n_show, :k_show]
+    snapshot = dkvb.Bottleneck(keys_cifar.proj, keys_cifar.keys, run0["values"][t], run0["counts"][t])
+    votes = dkvb.key_votes(snapshot)[:n_show, :k_show].numpy().astype(float)
+    votes[votes < 0] = np.nan
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.4))
     im0 = axes[0].imshow(np.log10(1 + c.numpy()), aspect="auto", cmap="magma_r", interpolation="nearest")
     fig.colorbar(im0, ax=axes[0], label="log10(1 + usage count)")
@@ -542,7 +532,7 @@ for knob, values in [("C", cfg.ablation_codebooks), ("N", cfg.ablation_n_keys), 
     for v in values:
         size = tuple(v if k == knob else d for k, d in zip(["C", "N", "d_k"], default))
         if size not in by_size:  # the default size appears once per knob: run it once, on the keys fitted above
-            b0 = keys_cifar if size == default else fit_keys(tiny[0], 10, *size)
+            b0 = keys_cifar if size == default else fit_keys(tiny.z_train, 10, *size)
             r = run_dkvb(b0, cifar, s_abl, epochs=cfg.ablation_epochs)
             by_size[size] = (r["final"], float((r["bottleneck"].counts == 0).float().mean()))
         ablation[(knob, v)] = by_size[size]
@@ -614,7 +604,7 @@ for title, res, fin in [("CIFAR-10", res_c, fin_c), ("Split Tiny ImageNet", res_
     assert gap_base > 0.2, f"{title}: DKVB should end far above the linear probe and the MLP"
     assert forg_margin > 0.15, f"{title}: DKVB should forget far less than the baselines"
     assert own_gap < 0.1 and own_gap < base_gap - 0.3, f"{title}: DKVB should end close to its own i.i.d. reference"
-    if cfg.profile == "full":
+    if cfg.assert_at_scale:
         assert probe_gap < 0.15, f"{title}: at full scale DKVB should approach the i.i.d. linear probe"
 
 # %% [markdown]

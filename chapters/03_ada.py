@@ -85,12 +85,12 @@ import seaborn as sns
 import torch
 from torch import nn
 
-from cl_lib import backbones, config, data, metrics, plots, streams, text, train
+from cl_lib import backbones, config, data, metrics, plots, probes, streams, text, train
 from cl_lib.methods import ada
 
 cfg = config.chapter_config("03_ada")
 plots.set_style()
-CH = "03_ada"
+CH = cfg.chapter
 train.seed_everything(cfg.seed)
 
 # %% [markdown]
@@ -106,7 +106,7 @@ plots.show_code(ada.Adapter, ada.AdaptedEncoder.__init__, ada.AdaptedEncoder.plu
 # The two transferability scores, the distillation, and ADA's loop over the stream:
 
 # %%
-plots.show_code(ada.transrate, ada.leep, ada.centred_logits, ada.distil, ada.run_ada)
+plots.show_code(probes.transrate, probes.leep, ada.centred_logits, ada.distil, ada.run_ada)
 
 # %% [markdown]
 # ## The stream: CLINC150, one domain per task
@@ -122,7 +122,6 @@ stream = streams.stream_from_groups(tr.labels, te.labels, [tr.groups[d] for d in
                                     scenario="task", seed=cfg.seed, train_per_class=cfg.train_per_class,
                                     test_per_class=cfg.test_per_class, task_names=domains)
 T = len(stream)
-lut = stream.label_map(len(tr.classes))
 for task in stream.tasks:
     print(f"{task.id + 1:2d} {task.name:18s} {len(task.train):4d} train / {len(task.test):3d} test — "
           + ", ".join(tr.classes[c] for c in task.classes[:4]) + ", …")
@@ -140,22 +139,21 @@ print("e.g.:", [tr.texts[i] for i in stream.tasks[1].train[:3]])
 backbone = backbones.create(cfg.backbone)
 encoder = ada.AdaptedEncoder(backbone, cfg.first_layer).to(cfg.device)
 n_layers = len(text.encoder_parts(backbone)[1])
-print(f"{backbone.name}: {ada.n_params(backbone.model) / 1e6:.1f} M parameters, frozen; adapters in layers "
+print(f"{backbone.name}: {train.n_params(backbone.model) / 1e6:.1f} M parameters, frozen; adapters in layers "
       f"{cfg.first_layer + 1}..{n_layers} (of {n_layers}) at {len(encoder.points)} points, bottleneck r = {cfg.bottleneck}")
 
 
-def task_data(t: int, split: str) -> tuple[ada.Cached, torch.Tensor]:
+def task_data(t: int, split: str) -> tuple[text.Hidden, torch.Tensor]:
     """Cached hidden states entering `first_layer` and task-local labels 0..14 of one task."""
     ds, idx = (tr, stream.tasks[t].train) if split == "train" else (te, stream.tasks[t].test)
-    h, m = text.cached_hidden_states(backbone, ds, dataset="clinc150", split=split, layer=cfg.first_layer,
-                                     indices=idx, device=cfg.device)
-    return ada.Cached(h, m), lut[ds.labels[idx]] - stream.task_slice(t).start
+    _, y = stream.task_data(t, ds, split, local=True)
+    return text.cached_hidden_states(backbone, ds, layer=cfg.first_layer, indices=idx, device=cfg.device), y
 
 
 t0 = time.perf_counter()
 train_sets = [task_data(t, "train") for t in range(T)]
 test_sets = [task_data(t, "test") for t in range(T)]
-print(f"hidden states: {time.perf_counter() - t0:.1f} s; task 1 train {tuple(train_sets[0][0].hidden.shape)}")
+print(f"hidden states: {time.perf_counter() - t0:.1f} s; task 1 train {tuple(train_sets[0][0].states.shape)}")
 
 # %% [markdown]
 # A new adapter is the identity (its up-projection is zero), so plugging it in changes nothing — checked here
@@ -174,9 +172,9 @@ def new_head(t: int) -> nn.Linear:
 
 z_plain, z_new = ada.embed(encoder, None, test_sets[0][0]), ada.embed(encoder, new_adapter(0), test_sets[0][0])
 print("max |difference| with a fresh adapter:", float((z_plain - z_new).abs().max()))
-ADAPTER_SIZE = ada.n_params(new_adapter(0))
-print(f"one adapter set: {ADAPTER_SIZE:,} parameters ({ADAPTER_SIZE / ada.n_params(backbone.model):.2%} of the backbone); "
-      f"one head: {ada.n_params(new_head(0)):,}")
+ADAPTER_SIZE = train.n_params(new_adapter(0))
+print(f"one adapter set: {ADAPTER_SIZE:,} parameters ({ADAPTER_SIZE / train.n_params(backbone.model):.2%} of the backbone); "
+      f"one head: {train.n_params(new_head(0)):,}")
 
 # %% [markdown]
 # ## Step 1 for every task: a new adapter and head — the one-adapter-per-task reference
@@ -272,9 +270,8 @@ plots.save(fig, CH, "accuracy_matrices")
 plt.show()
 
 # %%
-avg_seen = lambda R: [np.nanmean(R[i, : i + 1]) for i in range(len(R))]
 fig, ax = plt.subplots(figsize=(8, 4.5))
-plots.curves({**{n: avg_seen(R) for n, R in learners.items()}, "frozen backbone + heads": avg_seen(R_frozen)}, ax,
+plots.curves({**{n: metrics.seen_accuracy(R) for n, R in learners.items()}, "frozen backbone + heads": metrics.seen_accuracy(R_frozen)}, ax,
              ylabel="mean accuracy on tasks seen", title="Average accuracy along the stream")
 ax.legend(fontsize=8, loc="lower left")
 plots.save(fig, CH, "average_accuracy")
@@ -343,9 +340,9 @@ axes[0].axhline(np.mean(R_shared[-1]) * 100, color="grey", ls=":", label="shared
 axes[0].set(ylabel="final average accuracy (%)", xlabel="slot selection", title=f"Selection (K={cfg.K})",
             ylim=(min(vals + [np.mean(R_shared[-1]) * 100]) - 5, 100))
 axes[0].legend(fontsize=8, loc="lower right")
-plots.curves({f"K={K}": avg_seen(ablation[(K, "transrate")].R) for K in cfg.ablation_K}, axes[1],
+plots.curves({f"K={K}": metrics.seen_accuracy(ablation[(K, "transrate")].R) for K in cfg.ablation_K}, axes[1],
              ylabel="mean accuracy on tasks seen", title="Pool size K (TransRate)")
-axes[1].plot(np.arange(1, T + 1), np.array(avg_seen(R_per_task)) * 100, "k--", label="one adapter per task")
+axes[1].plot(np.arange(1, T + 1), np.array(metrics.seen_accuracy(R_per_task)) * 100, "k--", label="one adapter per task")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
 plots.save(fig, CH, "ablation")
@@ -362,8 +359,8 @@ plt.show()
 # only their cost matters, not their weights.
 
 # %%
-head_size = ada.n_params(heads[0])
-fusion_size = ada.n_params([ada.Fusion(encoder.dim) for _ in encoder.points])
+head_size = train.n_params(heads[0])
+fusion_size = train.n_params([ada.Fusion(encoder.dim) for _ in encoder.points])
 params = {"one adapter per task": [(t + 1) * (ADAPTER_SIZE + head_size) for t in range(T)],
           f"ADA (K={cfg.K})": res.params,
           "AdapterFusion (all adapters)": [(t + 1) * (ADAPTER_SIZE + head_size) + fusion_size for t in range(T)],
@@ -376,8 +373,9 @@ fusions = [ada.Fusion(encoder.dim).to(cfg.device) for _ in encoder.points]
 lat_tasks = np.unique(np.linspace(1, T, cfg.latency_points).round().astype(int))
 lat = {"one adapter (ADA)": [], "all adapters + fusion": []}
 for t in lat_tasks:  # interleaved, so that a slow moment of a shared machine hits both alike
-    lat["one adapter (ADA)"].append(ada.latency(encoder.plug(res.pool[res.slots[-1][t - 1]]), ids, mask, cfg.latency_repeats))
-    lat["all adapters + fusion"].append(ada.latency(encoder.plug(adapters[:t], fusions), ids, mask, cfg.latency_repeats))
+    for name, plugged in (("one adapter (ADA)", res.pool[res.slots[-1][t - 1]]), ("all adapters + fusion", adapters[:t])):
+        encoder.plug(plugged, fusions if isinstance(plugged, list) else None)
+        lat[name].append(train.latency(lambda: encoder.encode(ids, mask), cfg.latency_repeats, cuda=ids.is_cuda))
 encoder.plug(None)
 for n, v in lat.items():
     print(f"{n:22s} ms at {lat_tasks.tolist()} tasks:", np.round(np.array(v) * 1e3, 1))
@@ -490,7 +488,7 @@ print(f"latency, last/first task: ADA {lat_ada[-1] / lat_ada[0]:.2f}×, all adap
 sel_acc = {h: float(np.mean(ablation[(cfg.K, h)].R[-1])) for h in cfg.ablation_selection}
 print("selection ablation, final ACC:", {h: round(v, 3) for h, v in sel_acc.items()})
 
-assert ada.n_params(res.pool) == cfg.K * ADAPTER_SIZE, "the pool holds K adapters, no more"
+assert train.n_params(res.pool) == cfg.K * ADAPTER_SIZE, "the pool holds K adapters, no more"
 assert p_ada[-1] - p_ada[cfg.K - 1] == (T - cfg.K) * head_size, "once the pool is full, only the heads grow"
 assert p_per[-1] - p_per[0] == (T - 1) * (ADAPTER_SIZE + head_size) and p_per[-1] > 2 * p_ada[-1], \
     "one adapter per task grows by an adapter per task"

@@ -88,7 +88,7 @@ from cl_lib.methods import confit
 
 cfg = config.chapter_config("04_confit")
 plots.set_style()
-CH = "04_confit"
+CH = cfg.chapter
 
 # %% [markdown]
 # ## The method's code
@@ -119,24 +119,17 @@ plots.show_code(confit.snapshot, confit.restore, confit.task_bn, confit.stage, c
 # renumbered in stream order, so each task's classes are a contiguous block of the one classifier.
 
 # %%
-tr, te = data.load_tiny_imagenet("train"), data.load_tiny_imagenet("val")
-stream = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
-                              seed=cfg.seed, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
-                              name="Split Tiny ImageNet", scenario="task")
-lut = stream.label_map(len(tr.classes))
+stream, tr, te = streams.split_dataset("tiny_imagenet", n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
+                                      seed=cfg.seed, train_per_class=cfg.train_per_class,
+                                      test_per_class=cfg.test_per_class, scenario="task")
 T = len(stream)
 for t in stream.tasks:
     print(f"{t.name}: {len(t.train)} train / {len(t.test)} test images — "
           + ", ".join(tr.class_names[c] for c in t.classes))
 
 
-def task_data(task: streams.Task, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    ds, idx = (tr, task.train) if split == "train" else (te, task.test)
-    return ds.images[idx], lut[ds.labels[idx]]
-
-
-train_sets = [task_data(t, "train") for t in stream.tasks]
-test_sets = [task_data(t, "test") for t in stream.tasks]
+train_sets = [stream.task_data(t, tr, "train") for t in range(T)]
+test_sets = [stream.task_data(t, te, "test") for t in range(T)]
 probe = test_sets[0][0][: cfg.probe_size]  # task-1 test images: the inputs whose shift we follow
 
 # %% [markdown]
@@ -156,7 +149,7 @@ def prep(x: torch.Tensor) -> torch.Tensor:
 
 pairs = confit.find_conv_bn(pretrained.model, prep(train_sets[0][0][:2]))
 n_bn = len(confit.bn_layers(pretrained.model))
-n_params = sum(p.numel() for p in pretrained.model.parameters()) + pretrained.num_features * stream.n_classes
+n_params = train.n_params(pretrained.model) + pretrained.num_features * stream.n_classes
 print(f"{pretrained.name} ({pretrained.weights}) at {cfg.image_size}px: {len(pairs)} conv→BN pairs, {n_bn} BNs, "
       f"{sum(p.period != (1, 1) for p in pairs)} strided convs (phase means)")
 for p in pairs[:3] + pairs[-2:]:
@@ -197,14 +190,14 @@ probe_pairs = pairs[::step] + ([pairs[-1]] if (len(pairs) - 1) % step else [])
 probe_names = [p.bn_name for p in probe_pairs]
 
 
-def mean_mismatch(cf: confit.ConFiT, net: nn.Module, task: int) -> dict[str, np.ndarray]:
+def mean_mismatch(cft: confit.ConFiT, net: nn.Module, task: int) -> dict[str, np.ndarray]:
     """Per BN layer: RMS over channels of (mean − true mean)/std on task `task`'s probe, stale vs Xconv."""
-    stats = cf.tasks[task]
+    stats = cft.tasks[task]
     with confit.task_bn(net, stats):  # task's γ, β, σ²; true means measured layer by layer (oracle)
         true = confit.true_bn_means(net, prep(probe).to(cfg.device))
-    rec = {p.bn_name: confit.xconv_mean(p.conv, stats.input_mean[p.conv_name], p.input_hw) for p in cf.pairs}
+    rec = {p.bn_name: confit.xconv_mean(p.conv, stats.input_mean[p.conv_name], p.input_hw) for p in cft.pairs}
     out = {"stale": [], "xconv": []}
-    for p in cf.pairs:
+    for p in cft.pairs:
         sd = (stats.bn[p.bn_name]["running_var"] + p.bn.eps).sqrt()
         for kind, mu in (("stale", stats.bn[p.bn_name]["running_mean"]), ("xconv", rec[p.bn_name])):
             out[kind].append(float((((mu - true[p.bn_name]) / sd) ** 2).mean().sqrt()))
@@ -217,7 +210,7 @@ def run(hierarchical: bool) -> dict:
     b = backbones.create(cfg.backbone)
     head = nn.Linear(b.num_features, stream.n_classes)
     net = nn.Sequential(b.model, head).to(cfg.device)
-    cf = confit.ConFiT.attach(net, prep(train_sets[0][0][:2]).to(cfg.device), momentum=cfg.tracker_momentum)
+    cft = confit.ConFiT.attach(net, prep(train_sets[0][0][:2]).to(cfg.device), momentum=cfg.tracker_momentum)
     layers = dict(zip(probe_names, (confit.bn_layers(net)[f"0.{n}"] for n in probe_names)))
     w0 = {n: m.weight.detach().clone() for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
     R = {m: np.full((T, T), np.nan) for m in MODES}
@@ -231,26 +224,27 @@ def run(hierarchical: bool) -> dict:
                   on_epoch=schedule)
         for p in net.parameters():
             p.requires_grad_(True)
-        cf.end_task()
+        cft.end_task()
         for mode in MODES:
             for j in range(t + 1):
-                with cf.for_task(j, mode):
+                with cft.for_task(j, mode):
                     R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=stream.task_slice(j),
                                                    transform=prep, device=cfg.device)
-        with cf.for_task(0, "xconv"):
+        with cft.for_task(0, "xconv"):
             probes.append(shift.capture(net, layers, probe, transform=prep, device=cfg.device))
         print(f"  {'hierarchical' if hierarchical else 'naive'} FT, after task {t + 1}: "
               + "; ".join(f"{m} {np.round(R[m][t, :t + 1] * 100, 1)}" for m in MODES), flush=True)
     change = {n: float((m.weight.detach() - w0[n]).norm() / w0[n].norm())
               for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
     return {"R": R, "drift": np.array([1 - shift.layer_cka(probes[0], p) for p in probes]).T,
-            "weight_change": change, "mismatch": mean_mismatch(cf, net, 0),
-            "storage": confit.storage_per_task(cf.tasks[0]),
-            "storage_stale": confit.storage_per_task(cf.tasks[0], recovered_means=False)}
+            "weight_change": change, "mismatch": mean_mismatch(cft, net, 0),
+            "storage": confit.storage_per_task(cft.tasks[0]),
+            "storage_stale": confit.storage_per_task(cft.tasks[0], recovered_means=False)}
 
 
 key = {"chapter": CH, "backbone": pretrained.name, "weights": pretrained.weights, "stream": stream.class_order,
-       "params": cfg.params, "seed": cfg.seed, "device": cfg.device, "version": 1}
+       "params": cfg.params, "seed": cfg.seed, "device": cfg.device,
+       "code": cache.code_digest(confit, train.fit)}
 results = {}
 for name, hier in (("naive", False), ("hierarchical", True)):
     results[name] = cache.cached("confit_runs", {**key, "hierarchical": hier}, lambda: run(hier))
@@ -287,7 +281,7 @@ plt.show()
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
 plots.curves({k: R[:, 0] for k, R in ladder.items()}, axes[0], ylabel="accuracy on task 1",
              xlabel="after training task", title="What remains of task 1")
-plots.curves({k: [np.mean(R[i, : i + 1]) for i in range(T)] for k, R in ladder.items()}, axes[1],
+plots.curves({k: metrics.seen_accuracy(R) for k, R in ladder.items()}, axes[1],
              ylabel="mean accuracy on tasks seen", xlabel="after training task", title="Average task-IL accuracy")
 for ax in axes:
     ax.legend(fontsize=8, loc="lower left")
@@ -396,12 +390,12 @@ plt.show()
 def storage_of(model: nn.Module, n_classes: int, feat_dim: int) -> tuple[int, int, int]:
     """(ConFiT floats per task, per-task-BN floats per task, model parameters incl. a linear classifier)."""
     model.train()
-    cf = confit.ConFiT.attach(model, torch.randn(2, 3, cfg.image_size, cfg.image_size))
+    cft = confit.ConFiT.attach(model, torch.randn(2, 3, cfg.image_size, cfg.image_size))
     model(torch.randn(2, 3, cfg.image_size, cfg.image_size))
-    cf.end_task()
-    cf.tracker.remove()
-    n = sum(p.numel() for p in model.parameters()) + feat_dim * n_classes
-    return confit.storage_per_task(cf.tasks[0]), confit.storage_per_task(cf.tasks[0], recovered_means=False), n
+    cft.end_task()
+    cft.tracker.remove()
+    n = train.n_params(model) + feat_dim * n_classes
+    return confit.storage_per_task(cft.tasks[0]), confit.storage_per_task(cft.tasks[0], recovered_means=False), n
 
 
 resnet = backbones.create("resnet18.tv_in1k", pretrained=False)
@@ -486,7 +480,7 @@ for name, r in ratios.items():
 assert np.mean(wc_hier < wc_naive) >= 0.9, "hierarchical FT should move (nearly) every conv less"
 assert np.median(wc_hier / wc_naive) < 0.9, "hierarchical FT should move the convs clearly less"
 assert f_hier < f_naive, "hierarchical FT should forget less (Xconv BN in both runs)"
-if cfg.profile == "full":  # the paper's headline, at paper-like scale
+if cfg.assert_at_scale:  # the paper's headline, at paper-like scale
     assert gain > 0.03, "ConFiT should end clearly above naive fine-tuning"
 
 # %% [markdown]

@@ -80,13 +80,12 @@ import numpy as np
 import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from cl_lib import backbones, config, data, plots, shift, train
-from cl_lib.methods import cold_fusion as cf
-from cl_lib.text import UpperLayers
+from cl_lib import backbones, config, data, plots, shift, text, train
+from cl_lib.methods import cold_fusion
 
 cfg = config.chapter_config("05_cold_fusion")
 plots.set_style()
-CH = "05_cold_fusion"
+CH = cfg.chapter
 train.seed_everything(cfg.seed)
 
 # %% [markdown]
@@ -137,7 +136,7 @@ plt.show()
 # and head), the repository's average, and one iteration run either in this process or on the distributed engine:
 
 # %%
-plots.show_code(cf.finetune, cf.average_bodies, cf.fuse_in_process, cf.fuse_distributed, cf.cold_fusion)
+plots.show_code(cold_fusion.finetune, cold_fusion.average_bodies, cold_fusion.fuse_in_process, cold_fusion.fuse_distributed, cold_fusion.cold_fusion)
 
 # %% [markdown]
 # ## The data sets and the model
@@ -157,8 +156,8 @@ plots.show_code(cf.finetune, cf.average_bodies, cf.fuse_in_process, cf.fuse_dist
 # profile the body is layers 4–5 (about a third of the encoder's Transformer weights); `full` fuses all six.
 
 # %%
-bb = backbones.create(cfg.backbone)
-names = cf.DOMAINS + ["banking77"]
+backbone = backbones.create(cfg.backbone)
+names = text.intent_datasets()
 bad = [n for n in cfg.unseen if n not in names]
 if bad:
     raise ValueError(f"book.toml lists unknown unseen data sets {bad}; choose among {names}.")
@@ -166,20 +165,25 @@ seen = [n for n in names if n not in cfg.unseen]
 unseen = list(cfg.unseen)
 
 t0 = time.perf_counter()
-train_sets = {n: cf.text_task(bb, n, "train", cfg.layer, cfg.train_per_class, cfg.seed, device=cfg.device) for n in seen}
-shots = {n: cf.text_task(bb, n, "train", cfg.layer, cfg.eval_shots, cfg.seed, device=cfg.device) for n in names}
-tests = {n: cf.text_task(bb, n, "test", cfg.layer,
-                         cfg.banking77_test_per_class if n == "banking77" else cfg.test_per_class, cfg.seed + 1,
-                         device=cfg.device) for n in names}
+
+
+def intent_task(name: str, split: str, per_class: int, seed: int) -> text.TextTask:
+    return text.intent_task(backbone, name, split, layer=cfg.layer, per_class=per_class, seed=seed, device=cfg.device)
+
+
+train_sets = {n: intent_task(n, "train", cfg.train_per_class, cfg.seed) for n in seen}
+shots = {n: intent_task(n, "train", cfg.eval_shots, cfg.seed) for n in names}
+tests = {n: intent_task(n, "test", cfg.banking77_test_per_class if n == "banking77" else cfg.test_per_class,
+                        cfg.seed + 1) for n in names}
 print(f"hidden states entering layer {cfg.layer}: {time.perf_counter() - t0:.1f} s")
 for n in names:
     role = "seen  " if n in seen else "UNSEEN"
     print(f"{role} {n:20s} {shots[n].n_classes:3d} intents | contributes {len(train_sets[n]) if n in seen else 0:5d} "
           f"| few-shot {len(shots[n]):4d} | test {len(tests[n]):5d}")
 
-pretrained = UpperLayers(bb, cfg.layer).to(cfg.device)  # never trained: every learner starts from a deep copy
-print(f"body = layers {cfg.layer}..{len(bb.model.encoder.encoder.layer) - 1}: "
-      f"{sum(p.numel() for p in pretrained.parameters()) / 1e6:.2f} M parameters fused")
+pretrained = text.UpperLayers(backbone, cfg.layer).to(cfg.device)  # never trained: every learner starts from a deep copy
+print(f"body = layers {cfg.layer}..{len(text.encoder_parts(backbone)[1]) - 1}: "
+      f"{train.n_params(pretrained) / 1e6:.2f} M parameters fused")
 
 # %% [markdown]
 # ## Evaluation, as in the paper
@@ -189,15 +193,15 @@ print(f"body = layers {cfg.layer}..{len(bb.model.encoder.encoder.layer) - 1}: "
 # between models are paired.
 
 # %%
-eval_fit = cf.FitConfig(epochs=cfg.eval_epochs, batch_size=cfg.eval_batch_size, lr_body=cfg.lr_body,
+eval_fit = cold_fusion.FitConfig(epochs=cfg.eval_epochs, batch_size=cfg.eval_batch_size, lr_body=cfg.lr_body,
                         lr_head=cfg.lr_head)
 
 
 def evaluate(body, finetune: bool) -> dict[str, dict[str, float]]:
     """Probe (and fine-tune) accuracy of every data set, starting from `body`."""
-    out = {"probe": {n: cf.probe_accuracy(body, shots[n], tests[n], eval_fit, cfg.seed, cfg.device) for n in names}}
+    out = {"probe": {n: cold_fusion.probe_accuracy(body, shots[n], tests[n], eval_fit, cfg.seed, cfg.device) for n in names}}
     if finetune:
-        out["finetune"] = {n: cf.finetune_accuracy(body, shots[n], tests[n], eval_fit, cfg.seed, cfg.device)
+        out["finetune"] = {n: cold_fusion.finetune_accuracy(body, shots[n], tests[n], eval_fit, cfg.seed, cfg.device)
                            for n in names}
     return out
 
@@ -225,16 +229,12 @@ print(line("pretrained", ev_pre), f"({time.perf_counter() - t0:.0f} s)")
 # probe set of test utterances from all eleven data sets.
 
 # %%
-contrib_fit = cf.FitConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr_body=cfg.lr_body, lr_head=cfg.lr_head)
-L = max(tests[n].h.shape[1] for n in names)  # pad every data set's hidden states to one length to stack them
-probe_set = cf.TaskData(
-    "probe", torch.cat([torch.nn.functional.pad(tests[n].h[: cfg.probe_per_dataset], (0, 0, 0, L - tests[n].h.shape[1]))
-                        for n in names]),
-    torch.cat([torch.nn.functional.pad(tests[n].mask[: cfg.probe_per_dataset], (0, L - tests[n].h.shape[1]))
-               for n in names]),
+contrib_fit = cold_fusion.FitConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr_body=cfg.lr_body, lr_head=cfg.lr_head)
+probe_set = text.TextTask("probe", text.Hidden.concat([
+    text.Hidden(tests[n].x.states[: cfg.probe_per_dataset], tests[n].x.mask[: cfg.probe_per_dataset]) for n in names]),
     torch.zeros(cfg.probe_per_dataset * len(names), dtype=torch.long), 1)
-z_pre = cf.embed(pretrained, probe_set, device=cfg.device)
-state_pre = cf.body_state(pretrained)
+z_pre = cold_fusion.body_embed(pretrained, probe_set, device=cfg.device)
+state_pre = cold_fusion.body_state(pretrained)
 
 body = copy.deepcopy(pretrained)
 history = {0: ev_pre}
@@ -244,20 +244,20 @@ current = {"state": state_pre, "z": z_pre, "t": 1}
 
 
 def on_contributor(name, b):
-    z = cf.embed(b, probe_set, device=cfg.device)
-    moves.append((current["t"], name, cf.parameter_distance(cf.body_state(b), current["state"]),
+    z = cold_fusion.body_embed(b, probe_set, device=cfg.device)
+    moves.append((current["t"], name, cold_fusion.parameter_distance(cold_fusion.body_state(b), current["state"]),
                   1 - shift.linear_cka(z, current["z"])))
 
 
 def on_iteration(t, chosen, b):
-    states[t], z_fused[t] = cf.body_state(b), cf.embed(b, probe_set, device=cfg.device)
+    states[t], z_fused[t] = cold_fusion.body_state(b), cold_fusion.body_embed(b, probe_set, device=cfg.device)
     history[t] = evaluate(b, finetune=(t % cfg.finetune_every == 0 or t == cfg.iterations))
     current.update(state=states[t], z=z_fused[t], t=t + 1)
     print(line(f"iteration {t} {'+'.join(c[:6] for c in chosen)}", history[t]), f"({time.perf_counter() - t0:.0f} s)")
 
 
 t0 = time.perf_counter()
-schedule = cf.cold_fusion(body, lambda n: train_sets[n], seen, iterations=cfg.iterations,
+schedule = cold_fusion.cold_fusion(body, lambda n: train_sets[n], seen, iterations=cfg.iterations,
                           contributors=cfg.contributors, cfg=contrib_fit, seed=cfg.seed, on_iteration=on_iteration,
                           device=cfg.device, on_contributor=on_contributor)
 ev_cold = history[cfg.iterations]
@@ -274,7 +274,7 @@ ev_cold = history[cfg.iterations]
 # %%
 t0 = time.perf_counter()
 one_round = copy.deepcopy(pretrained)
-cf.cold_fusion(one_round, lambda n: train_sets[n], seen, iterations=1, contributors=len(seen), cfg=contrib_fit,
+cold_fusion.cold_fusion(one_round, lambda n: train_sets[n], seen, iterations=1, contributors=len(seen), cfg=contrib_fit,
                seed=cfg.seed, device=cfg.device)
 ev_one = evaluate(one_round, finetune=True)
 print(line("one round of fusing", ev_one), f"({time.perf_counter() - t0:.0f} s)")
@@ -282,7 +282,7 @@ print(line("one round of fusing", ev_one), f"({time.perf_counter() - t0:.0f} s)"
 t0 = time.perf_counter()
 passes = cfg.iterations * cfg.contributors * cfg.epochs  # ColD Fusion's example passes, in units of one data set
 mt_epochs = max(1, round(passes / len(seen)))
-multi = cf.multitask(copy.deepcopy(pretrained), train_sets, contrib_fit, epochs=mt_epochs, seed=cfg.seed,
+multi = cold_fusion.multitask(copy.deepcopy(pretrained), train_sets, contrib_fit, epochs=mt_epochs, seed=cfg.seed,
                      device=cfg.device)
 ev_multi = evaluate(multi, finetune=True)
 print(line(f"multitask ({mt_epochs} epochs)", ev_multi), f"({time.perf_counter() - t0:.0f} s)")
@@ -297,14 +297,14 @@ print(line(f"multitask ({mt_epochs} epochs)", ev_multi), f"({time.perf_counter()
 # machine with 2 processes:
 #
 # ```bash
-# torchrun --standalone --nproc_per_node=2 -m cl_lib.methods.cold_fusion --datasets banking,credit_cards,... --out fused.pt
+# torchrun --standalone --nproc_per_node=2 -m cl_lib.distributed --datasets banking,credit_cards,... --out fused.pt
 # ```
 #
 # and across machines, the same command on each node with a rendezvous point (node 0's address) and its rank:
 #
 # ```bash
 # torchrun --nnodes=4 --nproc_per_node=2 --node_rank=$NODE --rdzv-backend=c10d --rdzv-endpoint=node0.example:29500 \
-#          --rdzv-id=cold-fusion -m cl_lib.methods.cold_fusion --datasets ... --iterations 30 --contributors 8
+#          --rdzv-id=cold-fusion -m cl_lib.distributed --datasets ... --iterations 30 --contributors 8
 # ```
 #
 # We run the first iteration for real, two processes under `torchrun` on this machine, and compare its fused body with
@@ -314,7 +314,7 @@ print(line(f"multitask ({mt_epochs} epochs)", ev_multi), f"({time.perf_counter()
 # %%
 out_dir = tempfile.mkdtemp(prefix="cold_fusion_")
 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-       "cl_lib.methods.cold_fusion", "--datasets", ",".join(seen), "--iterations", "1",
+       "cl_lib.distributed", "--datasets", ",".join(seen), "--iterations", "1",
        "--contributors", str(cfg.contributors), "--layer", str(cfg.layer), "--train-per-class", str(cfg.train_per_class),
        "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size), "--lr-body", str(cfg.lr_body),
        "--lr-head", str(cfg.lr_head), "--seed", str(cfg.seed), "--out", os.path.join(out_dir, "fused.pt")]
@@ -328,7 +328,7 @@ print(done.stdout.strip().replace(out_dir, "<tmp>"), f"({time.perf_counter() - t
 dist_run = torch.load(os.path.join(out_dir, "fused.pt"))
 shutil.rmtree(out_dir, ignore_errors=True)  # leave nothing behind
 dist_gap = max((dist_run["body"][k].float() - states[1][k].float()).abs().max().item() for k in states[1])
-step = cf.parameter_distance(states[1], state_pre)
+step = cold_fusion.parameter_distance(states[1], state_pre)
 print(f"same contributors: {dist_run['schedule'][0] == schedule[0]}; largest |torchrun − in-process| over "
       f"{len(states[1])} tensors: {dist_gap:.2e} (the iteration moved the body by {step:.3f} in L2)")
 
@@ -402,7 +402,7 @@ plt.show()
 # %%
 mv_t = np.array([m[0] for m in moves])
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-fused_step = [cf.parameter_distance(states[t], states[t - 1]) for t in range(1, cfg.iterations + 1)]
+fused_step = [cold_fusion.parameter_distance(states[t], states[t - 1]) for t in range(1, cfg.iterations + 1)]
 fused_cka_step = [1 - shift.linear_cka(z_fused[t], z_fused[t - 1]) for t in range(1, cfg.iterations + 1)]
 its = np.arange(1, cfg.iterations + 1)
 for ax, col, fused, ylabel in [(axes[0], 2, fused_step, "L2 distance from the shared body $\\theta_t$"),
@@ -461,7 +461,7 @@ assert gain(ev_cold, "probe", seen) > gain(ev_one, "probe", seen) + 0.5, "iterat
 assert all(f < c for f, c in zip(fused_step, contrib_mean)), "the fused step should be shorter than contributors'"
 assert dist_run["schedule"][0] == schedule[0] and dist_gap < 1e-4, "torchrun and the in-process loop should agree"
 assert gain(ev_cold, "probe", seen) > gain(ev_multi, "probe", seen) + 0.5, "ColD-frozen ahead of multitask (seen)"
-if cfg.profile == "full":  # the paper's headline comparison under fine-tuning, asserted at the larger scale only
+if cfg.assert_at_scale:  # the paper's headline comparison under fine-tuning, asserted at the larger scale only
     assert gain(ev_cold, "finetune", seen) > gain(ev_multi, "finetune", seen), "paper: ColD Fusion ahead of multitask"
 
 # %% [markdown]

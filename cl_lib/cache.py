@@ -1,25 +1,31 @@
-"""A small on-disk cache for expensive, reusable work (features, decoded images, checkpoints).
+"""A small on-disk cache for expensive, reusable work (decoded images, features, trained runs).
 
-An entry is named by the SHA-256 of its key (a JSON-able dict of everything that determines it),
-written atomically (temporary file, then rename), and carries a checksum of its own payload, so a
-truncated or corrupted entry is detected, recomputed and replaced, never trusted.
+An entry is named by the SHA-256 of its key (a JSON-able dict of everything that determines it: settings,
+the data's content digest, the code's digest). It is two files, each written atomically (temporary file,
+then rename): `<name>.pt`, the value, and `<name>.json`, the key and the SHA-256 of the `.pt`, written
+last. A missing, truncated, corrupted or foreign entry is recomputed and replaced, never trusted; and the
+value is read with ``torch.load(weights_only=True)``: tensors, NumPy arrays, numbers, strings, lists and
+dicts only, so nothing in the cache folder can run as code.
 """
 from __future__ import annotations
 
 import hashlib
-import io
+import inspect
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import IO, Any, Callable, TypeVar
 
+import numpy as np
 import torch
 
 from . import config
 
-T = TypeVar("T")
-MAGIC = b"CLBOOK-CACHE-1 "
+V = TypeVar("V")
+FORMAT = 2
+STALE_SECONDS = 3600  # a temporary file older than this belongs to a write that was killed
 
 
 def key_hash(key: dict[str, Any]) -> str:
@@ -28,63 +34,140 @@ def key_hash(key: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
+def file_digest(path: Path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file (sha256, or md5 where a source publishes only that), read in chunks."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def array_digest(a: Any) -> str:
+    """Short digest of an integer array (e.g. which examples were taken): part of cache keys."""
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(a, dtype=np.int64)).tobytes()).hexdigest()[:24]
+
+
+def code_digest(*objs: Any) -> str:
+    """Digest of the source code of modules, classes or functions: put it in the key of any result they compute,
+    so that editing the code recomputes the result (one rule for every chapter)."""
+    h = hashlib.sha256()
+    for obj in objs:
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()[:16]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call `write(f)` on a temporary file beside `path`, then move it into place: readers see the old file
+    or the whole new one, never a part. The file gets the usual permissions (0666 less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a cache shared by a group must stay readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def save_entry(path: Path, key: dict[str, Any], value: Any) -> None:
-    """Serialise `value` with its key; prefix the payload's SHA-256 so corruption is detectable."""
-    buf = io.BytesIO()
-    torch.save({"key": json.dumps(key, sort_keys=True, default=str), "value": value}, buf)
-    payload = buf.getvalue()
-    digest = hashlib.sha256(payload).hexdigest().encode()
-    atomic_write_bytes(path, MAGIC + digest + b"\n" + payload)
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    atomic_write(path, lambda f: f.write(data))
 
 
-def load_entry(path: Path, key: dict[str, Any]) -> Any:
-    """Return the stored value, or raise `ValueError` if the entry is corrupt or for another key."""
-    blob = path.read_bytes()
-    head, sep, payload = blob.partition(b"\n")
-    if not sep or not head.startswith(MAGIC):
-        raise ValueError(f"{path.name}: not a cache entry")
-    if hashlib.sha256(payload).hexdigest().encode() != head[len(MAGIC):]:
-        raise ValueError(f"{path.name}: checksum mismatch (truncated or corrupted)")
-    entry = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
-    if entry.get("key") != json.dumps(key, sort_keys=True, default=str):
-        raise ValueError(f"{path.name}: stored key differs from the requested one")
-    return entry["value"]
+def sweep_temporaries(folder: Path, max_age: float = STALE_SECONDS, suffixes: tuple[str, ...] = (".tmp", ".part")) -> int:
+    """Delete temporary files left by killed writes (older than `max_age` seconds); return how many."""
+    now, n = time.time(), 0
+    for p in folder.glob(".*"):
+        if p.suffix in suffixes and p.is_file():
+            try:
+                if now - p.stat().st_mtime > max_age:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:  # another process swept it first
+                pass
+    return n
 
 
-def cached(kind: str, key: dict[str, Any], compute: Callable[[], T], *, verbose: bool = True) -> T:
-    """Return the cached value for `key`, computing and storing it on a miss or a corrupt entry."""
-    path = config.cache_dir(kind) / f"{key_hash(key)[:32]}.pt"
-    if path.exists():
-        try:
-            return load_entry(path, key)
-        except Exception as err:  # corrupt, truncated, or foreign: recompute, never trust
-            if verbose:
-                print(f"[cache] {kind}: discarding bad entry ({err}); recomputing")
-            path.unlink(missing_ok=True)
-    value = compute()
-    save_entry(path, key, value)
+def _encode(value: Any) -> Any:
+    """Plain containers of tensors and numbers: NumPy arrays become tagged tensors, NumPy scalars Python ones."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError("cannot cache a NumPy array of Python objects; store a list or a numeric array")
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return type(value)((k, _encode(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_encode(v) for v in value)
+    if value is None or isinstance(value, (torch.Tensor, str, bytes, int, float, bool)):
+        return value
+    raise TypeError(f"cannot cache a {type(value).__name__}: store tensors, arrays, numbers, strings, lists and dicts")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            return value["__ndarray__"].numpy()
+        return type(value)((k, _decode(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_decode(v) for v in value)
     return value
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def _key_text(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def save_entry(path: Path, key: dict[str, Any], value: Any) -> None:
+    """Write `value` to `path` (.pt) and its key and checksum beside it (.json, written last)."""
+    encoded = _encode(value)
+    atomic_write(path, lambda f: torch.save(encoded, f))
+    meta = {"format": FORMAT, "key": _key_text(key), "sha256": file_digest(path), "bytes": path.stat().st_size}
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta).encode())
+
+
+def load_entry(path: Path, key: dict[str, Any]) -> Any:
+    """The stored value, or `ValueError` if the entry is incomplete, corrupt, for another key, or not plain data."""
+    meta_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{meta_path.name}: no readable checksum file ({type(err).__name__})") from err
+    if meta.get("format") != FORMAT or meta.get("key") != _key_text(key):
+        raise ValueError(f"{path.name}: stored key differs from the requested one")
+    if not path.is_file() or file_digest(path) != meta.get("sha256"):
+        raise ValueError(f"{path.name}: checksum mismatch (truncated or corrupted)")
+    try:
+        return _decode(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # anything but plain data is refused, never unpickled
+        raise ValueError(f"{path.name}: not plain data ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
+
+
+def cached(kind: str, key: dict[str, Any], compute: Callable[[], V], *, verbose: bool = True) -> V:
+    """Return the cached value for `key`, computing and storing it on a miss or a bad entry."""
+    folder = config.cache_dir(kind)
+    sweep_temporaries(folder)
+    path = folder / f"{key_hash(key)[:32]}.pt"
+    if path.exists() or path.with_suffix(".json").exists():
+        try:
+            return load_entry(path, key)
+        except ValueError as err:  # corrupt, truncated, foreign or unsafe: recompute, never trust
+            if verbose:
+                print(f"[cache] {kind}: discarding bad entry ({err}); recomputing")
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+    value = compute()
+    save_entry(path, key, value)
+    return value

@@ -1,9 +1,11 @@
 """The book's four data sets: find them, verify them, load them.
 
 Resolution order for every file in `data/manifest.toml`: the folder named by ``CL_BOOK_DATA`` →
-`data/cache/` → a download from the official source (checksum-verified, moved into place atomically).
-Archives are decoded straight from the archive into an in-memory tensor, cached on disk once decoded,
-so nothing is ever half-extracted.
+`data/cache/` → a download from the official source (streamed to a `.part` file, checksum-verified, moved
+into place atomically). Archives are decoded straight from the archive into an in-memory tensor (nothing
+is extracted to disk, so no archive member can land outside the cache), cached on disk once decoded.
+A loaded set knows its name, split and the digest of its content, so everything computed from it can be
+keyed by what it is made of.
 """
 from __future__ import annotations
 
@@ -19,10 +21,11 @@ import tempfile
 import tomllib
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,6 +34,7 @@ from PIL import Image
 from . import cache, config
 
 MANIFEST = config.ROOT / "data" / "manifest.toml"
+OFFLINE_SWITCHES = ("CL_BOOK_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 class DataError(RuntimeError):
@@ -39,28 +43,52 @@ class DataError(RuntimeError):
 
 @dataclass
 class ImageSet:
-    """Images as one uint8 tensor (N, H, W, 3), with integer labels and class names."""
+    """Images as one uint8 tensor (N, H, W, 3), integer labels and class names; which data set and split they
+    are, and `source`, a digest of their content (the archive's checksum and the decoder's code)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
     class_names: list[str]
+    name: str = "custom"
+    split: str = "train"
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def digest(self) -> str:
+        """What the content is: `source` when loaded from a verified file, else a hash of the tensors."""
+        if not self.source:
+            h = hashlib.sha256(self.images.contiguous().numpy().tobytes())
+            h.update(self.labels.numpy().astype(np.int64).tobytes())
+            self.source = "tensors:" + h.hexdigest()[:24]
+        return self.source
+
 
 @dataclass
 class TextSet:
-    """Utterances with integer labels; `groups` names natural tasks (e.g. CLINC150 domains)."""
+    """Utterances with integer labels; `groups` names natural tasks (e.g. CLINC150 domains); name, split and
+    `source` (a digest of the files it was read from) as for `ImageSet`."""
 
     texts: list[str]
     labels: torch.Tensor
     classes: list[str]
     groups: dict[str, list[int]] = field(default_factory=dict)
+    name: str = "custom"
+    split: str = "train"
+    source: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def digest(self) -> str:
+        """What the content is: `source` when loaded from verified files, else a hash of texts and labels."""
+        if not self.source:
+            h = hashlib.sha256("\x00".join(self.texts).encode())
+            h.update(self.labels.numpy().astype(np.int64).tobytes())
+            self.source = "texts:" + h.hexdigest()[:24]
+        return self.source
 
 
 def manifest() -> dict[str, Any]:
@@ -76,26 +104,30 @@ def dataset_info(name: str) -> dict[str, Any]:
     return m[name]
 
 
-def _digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+def checksum(spec: dict[str, Any]) -> tuple[str, str]:
+    """(algorithm, expected hex digest) of a manifest file entry: sha256, or md5 where only that is published."""
+    algo = "sha256" if "sha256" in spec else "md5"
+    if spec.get(algo) is None:
+        raise DataError(f"data/manifest.toml gives no checksum for {spec['name']}; refusing to use it unverified.")
+    return algo, spec[algo]
+
+
+def mismatch(path: Path, spec: dict[str, Any]) -> str | None:
+    """How `path` differs from the manifest's size (if given) and checksum; None when it matches."""
+    algo, want = checksum(spec)
+    size = path.stat().st_size
+    if "size" in spec and size != spec["size"]:
+        return f"{size:,} bytes, the manifest expects {spec['size']:,}"
+    got = cache.file_digest(path, algo)
+    return None if got == want else f"{algo} is {got}, the manifest expects {want}"
 
 
 def verify(path: Path, spec: dict[str, Any]) -> None:
-    """Raise `DataError` unless `path` has the manifest's checksum (sha256, else md5)."""
-    algo = "sha256" if "sha256" in spec else "md5"
-    want = spec.get(algo)
-    if want is None:
-        raise DataError(f"data/manifest.toml gives no checksum for {spec['name']}; refusing to use it unverified.")
-    got = _digest(path, algo)
-    if got != want:
+    """Raise `DataError` unless `path` has the manifest's size (if given) and checksum."""
+    if (why := mismatch(path, spec)) is not None:
         raise DataError(
-            f"Checksum mismatch for {path.name} ({path}): {algo} is {got}, the manifest expects {want}. "
-            f"The file is corrupt or a different version; delete it and place a fresh copy "
-            f"(source: {spec.get('url', 'the book’s offline copies')})."
+            f"Checksum mismatch for {path.name} ({path}): {why}. The file is corrupt or a different version; "
+            f"delete it and place a fresh copy (source: {spec.get('url', 'the book’s offline copies')})."
         )
 
 
@@ -108,27 +140,45 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
-def _download(url: str, dest: Path, spec: dict[str, Any]) -> None:
-    """Fetch `url` to a temporary file beside `dest`, verify it, then move it into place."""
+def offline() -> str | None:
+    """The offline switch that is set (``CL_BOOK_OFFLINE``, ``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``), if any."""
+    for var in OFFLINE_SWITCHES:
+        if os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no"):
+            return var
+    return None
+
+
+def download(url: str, dest: Path, spec: dict[str, Any], *, timeout: float = 30) -> None:
+    """Stream `url` to a `.part` file beside `dest`, verify it, then move it into place; on any failure the
+    `.part` file is removed and `dest` is untouched."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    cache.sweep_temporaries(dest.parent)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
-        verify(Path(tmp), spec)
+        if (why := mismatch(Path(tmp), spec)) is not None:
+            algo, want = checksum(spec)
+            raise DataError(
+                f"The download of {dest.name} from {url} failed its check ({why}); nothing was kept. "
+                f"Try again later, or place a verified copy ({algo} {want}) in {dest.parent} "
+                f"or in the folder named by CL_BOOK_DATA."
+            )
+        os.chmod(tmp, 0o666 & ~cache._umask())
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def resolve(name: str, *, download: bool = True) -> dict[str, Path]:
+def resolve(name: str, *, download_missing: bool = True) -> dict[str, Path]:
     """Verified local paths of a data set's files, one per `group` (alternatives share a group)."""
     info = dataset_info(name)
     groups: dict[str, list[dict[str, Any]]] = {}
     for spec in info["files"]:
         groups.setdefault(spec.get("group", "archive"), []).append(spec)
     found: dict[str, Path] = {}
+    switch = offline()
     for group, specs in groups.items():
         for spec in specs:  # a local copy of any alternative first
             for d in search_dirs():
@@ -142,24 +192,25 @@ def resolve(name: str, *, download: bool = True) -> dict[str, Path]:
         if group in found:
             continue
         errors = []
-        for spec in specs if download else []:
+        for spec in specs if download_missing and not switch else []:
             if "url" not in spec:
                 continue
             dest = config.cache_dir() / spec["name"]
             try:
                 print(f"[data] downloading {spec['url']} -> {dest}")
-                _download(spec["url"], dest, spec)
+                download(spec["url"], dest, spec)
                 found[group] = dest
                 break
             except (urllib.error.URLError, OSError, TimeoutError) as err:
                 errors.append(f"{spec['url']}: {err}")
         if group not in found:
+            why = "; ".join(errors) or (f"offline: {switch} is set" if switch else "download disabled")
             where = " or ".join(str(d) for d in search_dirs())
             options = "; ".join(
                 f"{s['name']}" + (f" from {s['url']}" if "url" in s else " (the book's offline copy)") for s in specs
             )
             raise DataError(
-                f"{info['title']}: file not found and not downloadable ({'; '.join(errors) or 'download disabled'}).\n"
+                f"{info['title']}: file not found and not downloadable ({why}).\n"
                 f"Needed one of: {options}.\n"
                 f"Place it by hand under {where} (keeping that relative name), or point CL_BOOK_DATA at a folder "
                 f"holding the book's offline copies."
@@ -168,11 +219,12 @@ def resolve(name: str, *, download: bool = True) -> dict[str, Path]:
 
 
 def _open_archive(path: Path):
-    """Yield (member name, bytes-reader) for every regular file of a .tar.gz or .zip, in stored order."""
+    """Yield (member name, bytes-reader) for every regular file of a .tar.gz or .zip, in stored order.
+    Members are read into memory, never extracted: links, devices and odd paths cannot touch the disk."""
     if path.name.endswith(".zip"):
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
-                if not info.is_dir():
+                if not info.is_dir() and (info.external_attr >> 16) & 0o170000 != 0o120000:  # skip symlinks
                     yield info.filename, lambda info=info: z.read(info)
     else:
         with tarfile.open(path, "r:*") as t:
@@ -181,7 +233,7 @@ def _open_archive(path: Path):
                     yield m.name, lambda m=m: t.extractfile(m).read()
 
 
-def _decode(blob: bytes) -> np.ndarray:
+def _decode_image(blob: bytes) -> np.ndarray:
     """JPEG/PNG bytes → HxWx3 uint8 (greyscale and palette images become RGB)."""
     with Image.open(io.BytesIO(blob)) as im:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
@@ -197,9 +249,9 @@ def _decode_tiny_imagenet(path: Path) -> dict[str, Any]:
     for name, read in _open_archive(path):
         parts = name.split("/")
         if name.endswith(".JPEG") and "/train/" in name:
-            train[(parts[-3], _file_number(parts[-1]))] = _decode(read())
+            train[(parts[-3], _file_number(parts[-1]))] = _decode_image(read())
         elif name.endswith(".JPEG") and "/val/" in name:
-            val[parts[-1]] = _decode(read())
+            val[parts[-1]] = _decode_image(read())
         elif parts[-1] in ("wnids.txt", "words.txt", "val_annotations.txt"):
             texts[parts[-1]] = read().decode()
     wnids = sorted(texts["wnids.txt"].split())
@@ -221,6 +273,29 @@ def _decode_tiny_imagenet(path: Path) -> dict[str, Any]:
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads CIFAR's official python batches, allowing only what they hold: dicts, lists, bytes, numbers and
+    NumPy arrays. Any other global in the stream (the way a pickle runs code) is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core is numpy._core's old name
+                return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a CIFAR batch may hold only arrays, lists and numbers; refusing {module}.{name}")
+
+
+def read_cifar_batch(blob: bytes) -> dict[bytes, Any]:
+    """One official CIFAR python batch (a pickled dict) through the restricted unpickler."""
+    out = _BatchUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    if not isinstance(out, dict) or b"data" not in out or b"labels" not in out:
+        raise DataError("not a CIFAR-10 batch: expected a dict with b'data' and b'labels'")
+    return out
+
+
 def _decode_cifar10(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"classes": CIFAR10_CLASSES, "class_names": CIFAR10_CLASSES}
     if path.name == "cifar-10-python.tar.gz":  # the official pickles
@@ -228,9 +303,10 @@ def _decode_cifar10(path: Path) -> dict[str, Any]:
         for name, read in _open_archive(path):
             base = name.rsplit("/", 1)[-1]
             if base.startswith("data_batch_") or base == "test_batch":
-                d = pickle.loads(read(), encoding="bytes")
+                d = read_cifar_batch(read())
                 split = "test" if base == "test_batch" else "train"
-                batches[split].append((base, d[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), d[b"labels"]))
+                x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+                batches[split].append((base, x, list(d[b"labels"])))
         for split, items in batches.items():
             items.sort(key=lambda it: it[0])
             out[split] = (torch.from_numpy(np.concatenate([x for _, x, _ in items])).contiguous(),
@@ -239,37 +315,53 @@ def _decode_cifar10(path: Path) -> dict[str, Any]:
     found: dict[str, list] = {"train": [], "test": []}
     for name, read in _open_archive(path):
         parts = name.split("/")
-        if name.endswith(".jpg") and parts[-3] in found:
-            found[parts[-3]].append((CIFAR10_CLASSES.index(parts[-2]), parts[-1], _decode(read())))
+        if name.endswith(".jpg") and len(parts) >= 3 and parts[-3] in found and parts[-2] in CIFAR10_CLASSES:
+            found[parts[-3]].append((CIFAR10_CLASSES.index(parts[-2]), parts[-1], _decode_image(read())))
     for split, items in found.items():
         items.sort(key=lambda it: (it[0], it[1]))
         out[split] = (torch.from_numpy(np.stack([im for _, _, im in items])), torch.tensor([c for c, _, _ in items]))
     return out
 
 
-def _decoded(name: str, decoder) -> dict[str, Any]:
+_DECODED: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}  # one decoded copy per archive and process
+
+
+def _decoded(name: str, decoder: Callable[[Path], dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The decoded archive of a data set (memory, else disk cache, else decode) and its content digest."""
     path = resolve(name)["archive"]
     spec = next(s for s in dataset_info(name)["files"] if s["name"] == path.name)
-    key = {"dataset": name, "file": path.name, "checksum": spec.get("sha256", spec.get("md5")), "version": 1}
-    return cache.cached("decoded", key, lambda: decoder(path))
+    algo, digest = checksum(spec)
+    source = f"{algo}:{digest[:24]}/decoder:{cache.code_digest(decoder, _decode_image)}"
+    if (name, source) not in _DECODED:
+        key = {"dataset": name, "file": path.name, "source": source}
+        _DECODED[(name, source)] = (cache.cached("decoded", key, lambda: decoder(path)), source)
+    return _DECODED[(name, source)]
 
 
 def load_tiny_imagenet(split: str = "train") -> ImageSet:
-    """Tiny ImageNet-200 `train` or `val` (the labelled validation set serves as the test split)."""
+    """Tiny ImageNet-200 `train` or `val` (the labelled validation set; `test` is accepted as its name)."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"Tiny ImageNet split must be 'train' or 'val' (got {split!r}).")
-    d = _decoded("tiny_imagenet", _decode_tiny_imagenet)
-    x, y = d["val" if split in ("val", "test") else "train"]
-    return ImageSet(x, y, d["classes"], d["class_names"])
+    split = "val" if split == "test" else split
+    d, source = _decoded("tiny_imagenet", _decode_tiny_imagenet)
+    x, y = d[split]
+    return ImageSet(x, y, d["classes"], d["class_names"], "tiny_imagenet", split, source)
 
 
 def load_cifar10(split: str = "train") -> ImageSet:
     """CIFAR-10 `train` (50,000) or `test` (10,000), 32x32 RGB."""
     if split not in ("train", "test"):
         raise ValueError(f"CIFAR-10 split must be 'train' or 'test' (got {split!r}).")
-    d = _decoded("cifar10", _decode_cifar10)
+    d, source = _decoded("cifar10", _decode_cifar10)
     x, y = d[split]
-    return ImageSet(x, y, d["classes"], d["class_names"])
+    return ImageSet(x, y, d["classes"], d["class_names"], "cifar10", split, source)
+
+
+def _files_source(name: str, paths: dict[str, Path]) -> str:
+    """The verified checksums of the files a text set was read from: what its content is."""
+    specs = dataset_info(name)["files"]
+    return "+".join(checksum(next(s for s in specs if p.as_posix().endswith(s["name"])))[1][:16]
+                    for p in paths.values())
 
 
 def load_clinc150(split: str = "train") -> TextSet:
@@ -283,7 +375,8 @@ def load_clinc150(split: str = "train") -> TextSet:
     index = {c: i for i, c in enumerate(classes)}
     rows = data[split]
     groups = {d: [index[i] for i in sorted(domains[d])] for d in sorted(domains)}
-    return TextSet([t for t, _ in rows], torch.tensor([index[c] for _, c in rows]), classes, groups)
+    return TextSet([t for t, _ in rows], torch.tensor([index[c] for _, c in rows]), classes, groups,
+                   "clinc150", split, _files_source("clinc150", paths))
 
 
 def load_banking77(split: str = "train") -> TextSet:
@@ -296,18 +389,25 @@ def load_banking77(split: str = "train") -> TextSet:
     with open(paths[split], newline="") as f:
         rows = list(csv.DictReader(f))
     index = {c: i for i, c in enumerate(classes)}
-    return TextSet([r["text"] for r in rows], torch.tensor([index[r["category"]] for r in rows]), classes)
+    return TextSet([r["text"] for r in rows], torch.tensor([index[r["category"]] for r in rows]), classes, {},
+                   "banking77", split, _files_source("banking77", paths))
 
 
-LOADERS = {"tiny_imagenet": load_tiny_imagenet, "cifar10": load_cifar10,
-           "clinc150": load_clinc150, "banking77": load_banking77}
+LOADERS: dict[str, Callable[[str], ImageSet | TextSet]] = {
+    "tiny_imagenet": load_tiny_imagenet, "cifar10": load_cifar10,
+    "clinc150": load_clinc150, "banking77": load_banking77}
 
 
 def load(name: str, split: str = "train") -> ImageSet | TextSet:
-    """Load a data set by its manifest name."""
+    """Load a data set by its manifest name (`tiny_imagenet`, `cifar10`, `clinc150`, `banking77`)."""
     if name not in LOADERS:
         raise DataError(f"Unknown data set {name!r}. Known: {', '.join(sorted(LOADERS))}.")
     return LOADERS[name](split)
+
+
+def test_split(name: str) -> str:
+    """The split a data set's stream is tested on (Tiny ImageNet's labelled `val`, else `test`)."""
+    return "val" if name == "tiny_imagenet" else "test"
 
 
 def citation(name: str) -> str:

@@ -58,6 +58,12 @@ def forward_transfer(R: np.ndarray, baseline: np.ndarray) -> float:
     return float(np.mean(vals))
 
 
+def seen_accuracy(R: np.ndarray) -> list[float]:
+    """Mean accuracy on the tasks seen so far, after each task: the curve every chapter draws (chapter 0)."""
+    R = _check(R)
+    return [float(R[i, : i + 1].mean()) for i in range(len(R))]
+
+
 def summary(R: np.ndarray) -> dict[str, float]:
     """The usual numbers in one dict (fractions in [0, 1])."""
     return {"average accuracy": average_accuracy(R), "average incremental accuracy": average_incremental_accuracy(R),

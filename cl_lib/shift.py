@@ -33,7 +33,7 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(hsic / (nx * ny))
 
 
-def pool(t: torch.Tensor) -> torch.Tensor:
+def per_example(t: torch.Tensor) -> torch.Tensor:
     """Default reduction of a layer's output to (N, C): spatial mean for (N, C, H, W), token mean for (N, L, D)."""
     if isinstance(t, (tuple, list)):
         t = t[0]
@@ -45,7 +45,7 @@ def pool(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def hooks(layers: Mapping[str, nn.Module], reduce: Callable[[torch.Tensor], torch.Tensor] = pool
+def hooks(layers: Mapping[str, nn.Module], reduce: Callable[[torch.Tensor], torch.Tensor] = per_example
           ) -> Iterator[dict[str, list[torch.Tensor]]]:
     """Within the block, every forward through `layers` appends its reduced output (on CPU) to the dict."""
     store: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
@@ -61,7 +61,7 @@ def hooks(layers: Mapping[str, nn.Module], reduce: Callable[[torch.Tensor], torc
 @torch.no_grad()
 def capture(model: nn.Module, layers: Mapping[str, nn.Module], x: torch.Tensor, *,
             transform: Callable[[torch.Tensor], torch.Tensor] | None = None, batch_size: int = 128,
-            device: str = "cpu", reduce: Callable[[torch.Tensor], torch.Tensor] = pool) -> dict[str, torch.Tensor]:
+            device: str = "cpu", reduce: Callable[[torch.Tensor], torch.Tensor] = per_example) -> dict[str, torch.Tensor]:
     """Per-layer features (N, C) of inputs `x`, in eval mode (restored after)."""
     was_training = model.training
     model.eval()

@@ -7,10 +7,13 @@ train and test examples. Whether the learner is told the task at test time (task
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .data import ImageSet, TextSet
 
 SCENARIOS = ("class", "task")
 
@@ -65,6 +68,29 @@ class Stream:
         """The stream labels of tasks 0..t."""
         return slice(0, self.task_slice(t).stop)
 
+    def task_data(self, t: int, data: "ImageSet | TextSet", split: str = "train", *, local: bool = False
+                  ) -> tuple[torch.Tensor | list[str], torch.Tensor]:
+        """Task t's `split` ("train" or "test") examples from `data` (that split's set): inputs and labels.
+
+        Labels are stream labels (task t's classes a contiguous block of one head), or 0..C_t-1 with `local`
+        (a head per task). Images come as a uint8 tensor, texts as a list. Taught in chapter 0."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test' (the task's examples); got {split!r}.")
+        idx = getattr(self.tasks[t], split)
+        y = self.label_map(len(data.classes))[data.labels[idx]]
+        if local:
+            y = y - self.task_slice(t).start
+        x = data.images[idx] if hasattr(data, "images") else [data.texts[i] for i in idx]
+        return x, y
+
+
+def per_class_subset(labels: Sequence[int] | torch.Tensor, classes: Sequence[int], per_class: int,
+                     seed: int) -> np.ndarray:
+    """Sorted indices of `per_class` seeded examples of each class: a fixed subset of a data set (chapter 5)."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(labels)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes]))
+
 
 def _pick(labels: np.ndarray, cls: int, k: int | None, rng: np.random.Generator) -> np.ndarray:
     idx = np.flatnonzero(labels == cls)
@@ -101,6 +127,18 @@ def stream_from_groups(
             raise ValueError(f"Task {t} (classes {list(cls)}) has no train or no test examples.")
         tasks.append(Task(t, [int(c) for c in cls], tr, te, task_names[t] if task_names else f"task {t + 1}"))
     return Stream(name, scenario, seed, tasks)
+
+
+def split_dataset(name: str, *, n_tasks: int, classes_per_task: int, seed: int = 0, **kwargs
+                  ) -> tuple[Stream, "ImageSet | TextSet", "ImageSet | TextSet"]:
+    """A data set's train and test split (`data.load`) and a `split_stream` of it: what most chapters start with."""
+    from . import data
+
+    tr, te = data.load(name, "train"), data.load(name, data.test_split(name))
+    title = {"tiny_imagenet": "Split Tiny ImageNet", "cifar10": "Split CIFAR-10"}.get(name, f"Split {name}")
+    kwargs.setdefault("name", title)
+    return split_stream(tr.labels, te.labels, n_tasks=n_tasks, classes_per_task=classes_per_task, seed=seed,
+                        **kwargs), tr, te
 
 
 def split_stream(

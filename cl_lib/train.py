@@ -8,7 +8,8 @@ class-incremental learning, the current task's in task-incremental learning.
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterable
+import time
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +40,37 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str = "sgd", lr: float 
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"Unknown optimizer {name!r}; use 'sgd', 'adam' or 'adamw'.")
+
+
+def minibatches(n: int, epochs: int, batch_size: int, seed: int = 0) -> Iterator[torch.Tensor]:
+    """Seeded shuffled mini-batch indices of n examples, epoch after epoch (the order `fit` uses)."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        yield from (perm[i:i + batch_size] for i in range(0, n, batch_size))
+
+
+def n_params(modules: nn.Module | Sequence[nn.Module]) -> int:
+    """Number of parameters of a module or of several (chapters 3, 4, 5 and 6 count what each method adds)."""
+    mods = [modules] if isinstance(modules, nn.Module) else list(modules)
+    return sum(p.numel() for m in mods for p in m.parameters())
+
+
+@torch.no_grad()
+def latency(forward: Callable[[], object], repeats: int = 5, cuda: bool = False) -> float:
+    """Best-of-`repeats` seconds of one call of `forward` after a warm-up (the minimum is the timing least
+    disturbed by other work on the machine). Chapter 3 times inference with it."""
+    forward()
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        forward()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return float(np.min(times))
 
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, optimizer: torch.optim.Optimizer,

@@ -43,10 +43,6 @@ class ViTConfig:
         return self.img_size // self.patch
 
 
-VIT_TINY_64 = ViTConfig(img_size=64, patch=8, dim=192, depth=12, heads=3, mlp_ratio=4.0)
-"""ViT-Ti (DeiT-Tiny's width, depth and heads) at 64 px with 8-px patches: the `full` profile's model."""
-
-
 class Attention(nn.Module):
     """Multi-head self-attention that keeps its probabilities and accepts GLAD-style adaptors."""
 

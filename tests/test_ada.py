@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from cl_lib import backbones, text
+from cl_lib import backbones, probes, text, train
 from cl_lib.methods import ada
 
 
@@ -19,11 +19,11 @@ def backbone():
 TEXTS = ["how do i freeze my account", "what is the weather like in paris", "play some jazz please", "hi there"]
 
 
-def synthetic_task(n: int, n_cls: int, seed: int, L: int = 6) -> tuple[ada.Cached, torch.Tensor]:
+def synthetic_task(n: int, n_cls: int, seed: int, L: int = 6) -> tuple[text.Hidden, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(n, L, dtype=torch.long)
     mask[::2, L - 2:] = 0  # some padding
-    return ada.Cached(torch.randn(n, L, 384, generator=g).half(), mask), torch.arange(n) % n_cls
+    return text.Hidden(torch.randn(n, L, 384, generator=g).half(), mask), torch.arange(n) % n_cls
 
 
 def test_a_fresh_adapter_is_the_identity(backbone):
@@ -34,8 +34,7 @@ def test_a_fresh_adapter_is_the_identity(backbone):
         adapted = enc.plug(ada.AdapterSet(len(enc.points), 384, 8)).encode(tok["input_ids"], tok["attention_mask"])
     assert torch.equal(plain, adapted)
     # the cached-hidden-state path gives the same embeddings as the whole encoder
-    h, m = text.hidden_states(backbone, TEXTS, layer=3)
-    assert torch.allclose(ada.embed(enc, None, ada.Cached(h, m)), plain, atol=1e-3)
+    assert torch.allclose(ada.embed(enc, None, text.hidden_states(backbone, TEXTS, layer=3)), plain, atol=1e-3)
     assert len(enc.points) == 6 and enc.points[0] == (3, "attn") and enc.points[-1] == (5, "ffn")
 
 
@@ -83,34 +82,35 @@ def test_fusion_runs_every_adapter(backbone):
     with torch.no_grad():
         z = enc.plug(sets, fus).encode(tok["input_ids"], tok["attention_mask"])
     assert len(calls) == 3 and z.shape == (2, 384)
-    assert ada.latency(enc.plug(sets[0]), tok["input_ids"], tok["attention_mask"], repeats=2) > 0
+    enc.plug(sets[0])
+    assert train.latency(lambda: enc.encode(tok["input_ids"], tok["attention_mask"]), repeats=2) > 0
 
 
 def test_coding_rate_and_transrate_hand_worked():
     # Z = I_2 (n = d = 2): R = 1/2 logdet(I + 2/2 Z^T Z) = 1/2 log 4
-    assert math.isclose(float(ada.coding_rate(torch.eye(2, dtype=torch.float64), 1.0)), 0.5 * math.log(4))
+    assert math.isclose(float(probes.coding_rate(torch.eye(2, dtype=torch.float64), 1.0)), 0.5 * math.log(4))
     # four points on the axes, two classes on two lines: R(Z) = log 5, R(Z_c) = log 3 each -> TrR = log(5/3)
     z = torch.tensor([[2.0, 0], [-2, 0], [0, 2], [0, -2]])
     y = torch.tensor([0, 0, 1, 1])
-    assert math.isclose(ada.transrate(z, y), math.log(5 / 3), rel_tol=1e-9)
+    assert math.isclose(probes.transrate(z, y), math.log(5 / 3), rel_tol=1e-9)
     # features that separate the classes transfer better than the same features with classes mixed
     g = torch.Generator().manual_seed(0)
     y = torch.arange(60) % 3
     good = torch.nn.functional.one_hot(y, 8).float() * 3 + 0.3 * torch.randn(60, 8, generator=g)
     noise = torch.randn(60, 8, generator=g)
-    assert ada.transrate(good, y) > ada.transrate(noise, y) + 0.3  # 1.17 vs 0.63
-    assert ada.transrate(good, y) > ada.transrate(good, y[torch.randperm(60, generator=g)]) + 0.5  # vs 0.19
+    assert probes.transrate(good, y) > probes.transrate(noise, y) + 0.3  # 1.17 vs 0.63
+    assert probes.transrate(good, y) > probes.transrate(good, y[torch.randperm(60, generator=g)]) + 0.5  # vs 0.19
 
 
 def test_leep_hand_worked():
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     # a source whose labels determine the target labels: P(y|z) = 1, LEEP = log 1 = 0
     sharp = torch.nn.functional.one_hot(torch.tensor([2, 0, 1, 2, 0, 1]), 3).float()
-    assert math.isclose(ada.leep(sharp, y), 0.0, abs_tol=1e-12)
+    assert math.isclose(probes.leep(sharp, y), 0.0, abs_tol=1e-12)
     # an uninformative source: P(y|z) is the prior 1/3, LEEP = log 1/3
     flat = torch.full((6, 4), 0.25)
-    assert math.isclose(ada.leep(flat, y), math.log(1 / 3), rel_tol=1e-9)
-    assert ada.leep(0.5 * sharp + 0.5 / 3, y) > ada.leep(flat[:, :3], y)
+    assert math.isclose(probes.leep(flat, y), math.log(1 / 3), rel_tol=1e-9)
+    assert probes.leep(0.5 * sharp + 0.5 / 3, y) > probes.leep(flat[:, :3], y)
 
 
 def test_centred_logits_sum_to_zero_per_head_and_ignore_a_shift():
@@ -164,7 +164,7 @@ def test_pool_never_exceeds_K_and_tasks_follow_their_slot(backbone, monkeypatch)
     res = ada.run_ada(enc, tasks, tasks, adapters, heads, K=K, epochs=1, lr=1e-3, batch_size=4)
     assert res.slots == [[0], [0, 1], [0, 1, 1], [0, 1, 1, 0], [0, 1, 1, 0, 1]]
     assert len(res.pool) == K
-    assert res.params[K - 1] == res.params[-1] - (T - K) * ada.n_params(heads[0]), "only heads grow once full"
+    assert res.params[K - 1] == res.params[-1] - (T - K) * train.n_params(heads[0]), "only heads grow once full"
     assert res.pool[0] is not adapters[0] and res.pool[1] is not adapters[1], "both slots were distilled"
     # task 0 (slot 0) is re-tested only after task 3 merges into slot 0; task 1 (slot 1) after tasks 2 and 4
     R = res.R

@@ -49,10 +49,10 @@ def test_feature_cache_hit_and_key(monkeypatch):
     calls = []
     real = features.encode_images
     monkeypatch.setattr(features, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
-    f1 = features.features(b, imgs, dataset="toy", split="train", image_size=32)
-    f2 = features.features(b, imgs, dataset="toy", split="train", image_size=32)
+    f1 = features.features(b, imgs, image_size=32)
+    f2 = features.features(b, imgs, image_size=32)
     assert torch.equal(f1, f2) and len(calls) == 1 and f1.shape == (6, b.num_features)
-    f3 = features.features(b, imgs, dataset="toy", split="train", image_size=32, indices=[0, 2])
+    f3 = features.features(b, imgs, image_size=32, indices=[0, 2])
     assert len(calls) == 2 and torch.allclose(f3, f1[[0, 2]], atol=1e-5)
-    features.features(b, imgs, dataset="toy", split="train", image_size=40)
+    features.features(b, imgs, image_size=40)
     assert len(calls) == 3

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cl_lib.methods import cold_fusion as cf
+from cl_lib.text import Hidden, TextTask
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = ["a", "b", "c", "d", "e"]
@@ -32,11 +33,11 @@ class TinyBody(nn.Module):
         return nn.functional.normalize((x * m).sum(1) / m.sum(1), dim=-1)
 
 
-def tiny_task(name: str, n: int = 24, classes: int = 3, d: int = 6) -> cf.TaskData:
+def tiny_task(name: str, n: int = 24, classes: int = 3, d: int = 6) -> TextTask:
     g = torch.Generator().manual_seed(sum(map(ord, name)))
     mask = torch.ones(n, 5, dtype=torch.long)
     mask[: n // 2, 3:] = 0  # some padding
-    return cf.TaskData(name, torch.randn(n, 5, d, generator=g).half(), mask, torch.arange(n) % classes, classes)
+    return TextTask(name, Hidden(torch.randn(n, 5, d, generator=g).half(), mask), torch.arange(n) % classes, classes)
 
 
 def tiny_body() -> TinyBody:
@@ -79,7 +80,7 @@ def test_one_iteration_fuses_bodies_and_leaves_heads_with_contributors():
     alone = cf.local_update(shared, copy.deepcopy(body), tasks["a"], CFG, cf.contributor_seed(0, 0, "a"))
     assert cf.parameter_distance(alone, sent[0]) == 0
     # heads have each contributor's own label space; a fine-tune returns a classifier with the right head
-    model = cf.finetune(copy.deepcopy(body), cf.TaskData("x", tasks["a"].h, tasks["a"].mask, tasks["a"].y % 2, 2), CFG, 0)
+    model = cf.finetune(copy.deepcopy(body), TextTask("x", tasks["a"].x, tasks["a"].y % 2, 2), CFG, 0)
     assert model.head.out_features == 2
 
 
@@ -98,7 +99,7 @@ def test_a_contributor_never_sees_another_contributors_data():
     ref = cf.local_update(shared, copy.deepcopy(body), tasks["b"], CFG, 7)
     for n in NAMES:
         if n != "b":
-            tasks[n].h.normal_()
+            tasks[n].x.states.normal_()
     assert cf.parameter_distance(cf.local_update(shared, copy.deepcopy(body), tasks["b"], CFG, 7), ref) == 0
     with pytest.raises(ValueError, match="contributors per iteration"):
         cf.sample_contributors(NAMES, 6, 0, 0)

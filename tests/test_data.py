@@ -62,7 +62,7 @@ homepage = "nowhere"
     def offline(url, dest, spec):
         raise urllib.error.URLError("no network in tests")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data, "download", offline)
     return src
 
 
@@ -84,6 +84,8 @@ def test_loader_decodes_archive_and_converts_greyscale(fake_manifest, monkeypatc
 
 def test_missing_offline_names_file_source_and_remedy(fake_manifest, monkeypatch):
     monkeypatch.delenv("CL_BOOK_DATA", raising=False)
+    for var in data.OFFLINE_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
     with pytest.raises(data.DataError) as err:
         data.resolve("tiny_imagenet")
     msg = str(err.value)

@@ -13,7 +13,6 @@ current task's data only; logits are centred per task head, for teachers and stu
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -22,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import backbones as bb
-from ..text import UpperLayers, encoder_parts
+from .. import backbones, probes
+from ..text import Hidden, UpperLayers, encoder_parts
+from ..train import minibatches, n_params
 
 POSITIONS = ("attn", "ffn")  # after the attention output projection; after the FFN output projection
 
@@ -65,7 +65,7 @@ class AdaptedEncoder(nn.Module):
     """A frozen copy of a BERT-like text backbone; forward hooks on the attention and FFN output projections
     of layers `first_layer`.. run whatever is plugged in: nothing, one `AdapterSet`, or all of them + fusion."""
 
-    def __init__(self, backbone: bb.Backbone, first_layer: int, positions: Sequence[str] = POSITIONS):
+    def __init__(self, backbone: backbones.Backbone, first_layer: int, positions: Sequence[str] = POSITIONS):
         super().__init__()
         n_layers = len(encoder_parts(backbone)[1])
         if not 0 <= first_layer < n_layers or not positions or set(positions) - set(POSITIONS):
@@ -121,52 +121,21 @@ class AdaptedEncoder(nn.Module):
                                               output_attentions=True).attentions)
 
 
-@dataclass
-class Cached:
-    """Cached hidden states (N, L, D) entering the first adapted layer, with their (N, L) attention mask."""
-
-    hidden: torch.Tensor
-    mask: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.mask)
-
-    def take(self, idx: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch, trimmed to its longest utterance (no compute spent on padding)."""
-        mask = self.mask[idx]
-        n = max(int(mask.sum(1).max()), 1)
-        return self.hidden[idx][:, :n], mask[:, :n]
-
-
-def n_params(modules: nn.Module | Sequence[nn.Module]) -> int:
-    """Number of parameters of a module or of several."""
-    mods = [modules] if isinstance(modules, nn.Module) else list(modules)
-    return sum(p.numel() for m in mods for p in m.parameters())
-
-
 @torch.no_grad()
-def embed(encoder: AdaptedEncoder, adapters: AdapterSet | None, x: Cached, batch_size: int = 256) -> torch.Tensor:
-    """Sentence embeddings of `x` with `adapters` plugged in."""
+def embed(encoder: AdaptedEncoder, adapters: AdapterSet | None, x: Hidden, batch_size: int = 256) -> torch.Tensor:
+    """Sentence embeddings of `x` with `adapters` plugged in, on the encoder's device."""
     encoder.plug(adapters)
-    return torch.cat([encoder(*x.take(slice(i, i + batch_size))) for i in range(0, len(x), batch_size)])
+    return probes.embed(encoder, x, batch_size=batch_size).to(encoder.device)
 
 
-def _epochs(n: int, epochs: int, batch_size: int, seed: int):
-    """Seeded shuffled mini-batch indices, epoch after epoch."""
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        yield from (perm[i:i + batch_size] for i in range(0, n, batch_size))
-
-
-def train_task(encoder: AdaptedEncoder, adapters: AdapterSet | None, head: nn.Linear, x: Cached, y: torch.Tensor,
+def train_task(encoder: AdaptedEncoder, adapters: AdapterSet | None, head: nn.Linear, x: Hidden, y: torch.Tensor,
                *, epochs: int, lr: float, lr_head: float, batch_size: int = 32, seed: int = 0,
                extra: Sequence[nn.Parameter] = ()) -> float:
     """Train an adapter (or `extra` parameters: fine-tuning) with a task head by cross-entropy; last loss."""
     params = (list(adapters.parameters()) if adapters is not None else []) + list(extra)
     opt = torch.optim.Adam([{"params": head.parameters(), "lr": lr_head}] + ([{"params": params, "lr": lr}] if params else []))
     encoder.plug(adapters)
-    for idx in _epochs(len(y), epochs, batch_size, seed):
+    for idx in minibatches(len(y), epochs, batch_size, seed):
         loss = F.cross_entropy(head(encoder(*x.take(idx))), y[idx].to(encoder.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -180,7 +149,7 @@ def centred_logits(z: torch.Tensor, heads: Sequence[nn.Linear]) -> torch.Tensor:
 
 
 def distil(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
-           new_head: nn.Linear, x: Cached, *, epochs: int, lr: float, batch_size: int = 32, seed: int = 0) -> AdapterSet:
+           new_head: nn.Linear, x: Hidden, *, epochs: int, lr: float, batch_size: int = 32, seed: int = 0) -> AdapterSet:
     """Double distillation (DMC): a student adapter, starting from `old` and seen through the frozen heads,
     regresses on both teachers' centred logits (old adapter + its tasks' heads; new adapter + new head)."""
     heads = list(old_heads) + [new_head]
@@ -190,7 +159,7 @@ def distil(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Line
     student = copy.deepcopy(old)
     opt = torch.optim.Adam(student.parameters(), lr=lr)  # the heads are not in it: they stay as they are
     encoder.plug(student)
-    for idx in _epochs(len(x), epochs, batch_size, seed):
+    for idx in minibatches(len(x), epochs, batch_size, seed):
         loss = F.mse_loss(centred_logits(encoder(*x.take(idx)), heads), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,31 +167,9 @@ def distil(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Line
     return student
 
 
-def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """R(Z, eps) = 1/2 logdet(I + d/(n eps^2) Z^T Z): the bits needed to code the n rows of Z up to distortion eps."""
-    n, d = z.shape
-    gram = z @ z.T if n < d else z.T @ z  # the same non-zero eigenvalues: take the smaller matrix
-    return 0.5 * torch.logdet(torch.eye(len(gram), dtype=z.dtype) + d / (n * eps ** 2) * gram)
-
-
-def transrate(z: torch.Tensor, y: torch.Tensor, eps: float = 1.0) -> float:
-    """TransRate (Huang et al. 2022): R(Z) - sum_c n_c/n R(Z_c), Z centred; higher = the features separate y better."""
-    z = z.double() - z.double().mean(0, keepdim=True)
-    within = sum((y == c).double().mean() * coding_rate(z[y == c], eps) for c in y.unique())
-    return float(coding_rate(z, eps) - within)
-
-
-def leep(probs: torch.Tensor, y: torch.Tensor) -> float:
-    """LEEP (Nguyen et al. 2020): mean_i log sum_z P(y_i | z) theta(x_i)_z, theta = source-label probabilities."""
-    probs = probs.double()
-    joint = F.one_hot(y, int(y.max()) + 1).double().T @ probs / len(y)  # P(y, z)
-    cond = joint / joint.sum(0, keepdim=True).clamp_min(1e-12)  # P(y | z)
-    return float(torch.log((probs @ cond.T).gather(1, y[:, None]).clamp_min(1e-12)).mean())
-
-
 @torch.no_grad()
 def slot_scores(how: str, encoder: AdaptedEncoder, pool: Sequence[AdapterSet], heads_of: Sequence[Sequence[nn.Linear]],
-                x: Cached, y: torch.Tensor, rng: np.random.Generator) -> list[float]:
+                x: Hidden, y: torch.Tensor, rng: np.random.Generator) -> list[float]:
     """How well each pool adapter (with its tasks' heads, for LEEP) transfers to the new task; 'random' draws."""
     if how == "random":
         return rng.random(len(pool)).tolist()
@@ -230,12 +177,12 @@ def slot_scores(how: str, encoder: AdaptedEncoder, pool: Sequence[AdapterSet], h
         raise ValueError(f"Unknown selection {how!r}; use 'transrate', 'leep' or 'random'.")
     zs = [embed(encoder, adapters, x) for adapters in pool]
     if how == "transrate":
-        return [transrate(z.cpu(), y.cpu()) for z in zs]
-    return [leep(torch.softmax(torch.cat([h(z) for h in heads], 1), 1).cpu(), y.cpu()) for z, heads in zip(zs, heads_of)]
+        return [probes.transrate(z.cpu(), y.cpu()) for z in zs]
+    return [probes.leep(torch.softmax(torch.cat([h(z) for h in heads], 1), 1).cpu(), y.cpu()) for z, heads in zip(zs, heads_of)]
 
 
 @torch.no_grad()
-def accuracy(encoder: AdaptedEncoder, adapters: AdapterSet | None, head: nn.Linear, x: Cached, y: torch.Tensor) -> float:
+def accuracy(encoder: AdaptedEncoder, adapters: AdapterSet | None, head: nn.Linear, x: Hidden, y: torch.Tensor) -> float:
     """Task-incremental accuracy on one task: its adapter, its head, argmax over its classes."""
     return float((head(embed(encoder, adapters, x)).argmax(1).cpu() == y.cpu()).float().mean())
 
@@ -251,7 +198,7 @@ class ADAResult:
     pool: list[AdapterSet] = field(default_factory=list)
 
 
-def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Cached, torch.Tensor]], test: Sequence[tuple[Cached, torch.Tensor]],
+def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]], test: Sequence[tuple[Hidden, torch.Tensor]],
             adapters: Sequence[AdapterSet], heads: Sequence[nn.Linear], *, K: int, selection: str = "transrate",
             epochs: int, lr: float, batch_size: int = 32, seed: int = 0) -> ADAResult:
     """ADA over a stream, given each task's freshly trained adapter and head (step 1, shared with the
@@ -288,8 +235,8 @@ def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Cached, torch.Tensor]
     return res
 
 
-def run_sequential(encoder: AdaptedEncoder, train: Sequence[tuple[Cached, torch.Tensor]],
-                   test: Sequence[tuple[Cached, torch.Tensor]], heads: Sequence[nn.Linear], *,
+def run_sequential(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]],
+                   test: Sequence[tuple[Hidden, torch.Tensor]], heads: Sequence[nn.Linear], *,
                    adapters: AdapterSet | None, extra: Sequence[nn.Parameter] = (), epochs: int, lr: float,
                    lr_head: float, batch_size: int = 32, seed: int = 0) -> np.ndarray:
     """One shared adapter (or, with `extra`, the encoder's own upper layers) trained task after task; old heads kept."""
@@ -300,20 +247,3 @@ def run_sequential(encoder: AdaptedEncoder, train: Sequence[tuple[Cached, torch.
                    batch_size=batch_size, seed=seed + t, extra=extra)
         R[t, :t + 1] = [accuracy(encoder, adapters, heads[j], *test[j]) for j in range(t + 1)]
     return R
-
-
-@torch.no_grad()
-def latency(encoder: AdaptedEncoder, input_ids: torch.Tensor, mask: torch.Tensor, repeats: int = 5) -> float:
-    """Best-of-`repeats` seconds of one forward pass of the whole encoder on a fixed batch, with what is plugged now
-    (the minimum is the timing least disturbed by other work on the machine)."""
-    encoder.encode(input_ids, mask)  # warm-up
-    times = []
-    for _ in range(repeats):
-        if input_ids.is_cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        encoder.encode(input_ids, mask)
-        if input_ids.is_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return float(np.min(times))
