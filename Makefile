@@ -2,44 +2,70 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+VENV_DIR := $(abspath $(VENV))
+PY := $(VENV_DIR)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-NB_DIR := _build/notebooks
-CHAPTERS := $(shell $(PYTHON) -c "import tomllib;print(' '.join(c['file'] for c in tomllib.load(open('book.toml','rb'))['chapters']))")
 CELL_TIMEOUT ?= 1200
+# What every executed notebook sees: this tree's cl_lib first, inline figures, widgets drawn as plain images.
+KERNEL_ENV := PYTHONPATH=$(CURDIR) MPLBACKEND=module://matplotlib_inline.backend_inline CL_BOOK_STATIC=1
+NBVAL := $(PY) -m pytest -q -p scripts.nbcapture --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) --durations=0
 
-.PHONY: install test unit chapters notebooks book lab bench clean
+.PHONY: install test unit chapters smoke solutions notebooks book book-test site lab warm full-report bench clean
 
-install: $(VENV)/.installed
+install: $(VENV_DIR)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV_DIR)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_DIR)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,book]"
 	touch $@
 
+# jupytext: chapters/*.py -> _build/notebooks/<variant>/*.ipynb, each stamped with the key of what it runs
 notebooks: install
-	@mkdir -p $(NB_DIR)
-	@for f in $(CHAPTERS); do \
-	  $(VENV)/bin/jupytext --quiet --to ipynb --output $(NB_DIR)/$${f%.py}.ipynb chapters/$$f || exit 1; \
-	done
+	CL_BOOK_PROFILE=quick $(PY) scripts/book.py notebooks
 
 unit: install
-	CL_BOOK_PROFILE=quick $(PY) -m pytest -q tests
+	CL_BOOK_PROFILE=quick $(PY) -m pytest -q tests --ignore=tests/browser
 
-chapters: notebooks
-	CL_BOOK_PROFILE=quick $(PY) -m pytest -q --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) \
-	  --durations=0 $(NB_DIR)
+# every chapter under nbval (quick); the executed notebooks are kept for the book (no second run)
+chapters: install
+	CL_BOOK_PROFILE=quick $(PY) scripts/book.py notebooks
+	CL_BOOK_PROFILE=quick CL_BOOK_CAPTURE=_build/executed/quick $(KERNEL_ENV) $(NBVAL) _build/notebooks/quick/[0-9]*.ipynb
 
-test: unit chapters
+# the exercises' worked solutions (quick), also kept for the book
+solutions: install
+	CL_BOOK_PROFILE=quick $(PY) scripts/book.py notebooks --solutions
+	CL_BOOK_PROFILE=quick CL_BOOK_CAPTURE=_build/executed/quick $(KERNEL_ENV) $(NBVAL) \
+	  _build/notebooks/quick/solutions-*.ipynb
+
+# every path of the paper-scale profile, with data, epochs and steps capped (book.toml [profiles.full.*.smoke])
+smoke: install
+	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 $(PY) scripts/book.py notebooks
+	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 CL_BOOK_CAPTURE=_build/executed/full-smoke $(KERNEL_ENV) \
+	  $(NBVAL) _build/notebooks/full-smoke/[0-9]*.ipynb
+
+# the site from what `chapters` executed (executes only what is missing or stale), then the browser test
+book-test: install
+	CL_BOOK_PROFILE=quick $(PY) scripts/book.py build
+	CL_BOOK_PROFILE=quick $(PY) -m pytest -q tests/browser
+
+test: unit chapters solutions smoke book-test
 
 book: install
-	$(PY) scripts/build_book.py
+	$(PY) scripts/book.py build
 
 lab: install
-	$(PY) scripts/lab_settings.py $(VENV)
-	cd chapters && ../$(VENV)/bin/jupyter lab
+	$(PY) scripts/lab_settings.py $(VENV_DIR)
+	cd chapters && $(KERNEL_ENV) CL_BOOK_STATIC=0 $(VENV_DIR)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+# fill the caches (features, checkpoints, runs) before a workshop: every chapter once in the active profile
+warm: install
+	$(PY) scripts/book.py execute
+
+# every chapter in `full` on a GPU machine: wall time, peak memory, every claim -> _build/full-report.md
+full-report: install
+	CL_BOOK_PROFILE=full $(PY) scripts/full_report.py
 
 bench: install
 	$(PY) benchmarks/loop_overhead.py

@@ -72,7 +72,7 @@
 # keeps the backbone transferable").
 
 # %%
-import copy
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -81,7 +81,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, plots, probes, streams, train, vit
+from cl_lib import backbones, cache, config, data, metrics, parallel, plots, probes, shift, streams, train, vit
+from cl_lib.claims import Claims
 from cl_lib.methods import glad, mim
 
 cfg = config.chapter_config("01_pretrainers")
@@ -96,18 +97,25 @@ SETTINGS = {"profile_params": cfg.params, "seed": cfg.seed, "code": cache.code_d
 # ## Upstream and downstream
 #
 # Tiny ImageNet-200's classes are split by a seeded permutation into two halves that never meet. The
-# **upstream** stream is cut from the first half; the **downstream** tasks come from the second half, plus
-# CIFAR-10 (a different data set: other photographs, other classes, native 32 px). The images are resized to
-# the ViT's input size once and normalised to $[-1, 1]$.
+# **upstream** streams are cut from the first half — each seed draws its own class order (and its own initial
+# weights); the **downstream** tasks come from the second half, plus CIFAR-10 (a different data set: other
+# photographs, other classes, native 32 px), and are the same for every seed, so seeds are compared on the same
+# tests. The images are resized to the ViT's input size once and normalised to $[-1, 1]$.
 
 # %%
 tr, te = data.load_tiny_imagenet("train"), data.load_tiny_imagenet("val")
 cif_tr, cif_te = data.load_cifar10("train"), data.load_cifar10("test")
 halves = np.random.default_rng(cfg.seed).permutation(len(tr.classes))
 up_pool, down_pool = halves[: len(halves) // 2], halves[len(halves) // 2:]
-up = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
-                          classes=up_pool, seed=cfg.seed, train_per_class=cfg.train_per_class,
-                          test_per_class=cfg.test_per_class, name="upstream", scenario="task")
+SEEDS = list(range(cfg.seeds))
+
+
+def up_stream(s: int) -> streams.Stream:
+    return streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
+                                classes=up_pool, seed=cfg.seed + s, train_per_class=cfg.train_per_class,
+                                test_per_class=cfg.test_per_class, name="upstream", scenario="task")
+
+
 down = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.down_tasks, classes_per_task=cfg.down_classes,
                             classes=down_pool, seed=cfg.seed + 1, train_per_class=cfg.down_train_per_class,
                             test_per_class=cfg.down_test_per_class, name="downstream", scenario="task")
@@ -129,12 +137,13 @@ def task_tensors(stream: streams.Stream, t: int, ds_tr: data.ImageSet, ds_te: da
 
 
 t0 = time.perf_counter()
-up_data = [task_tensors(up, t, tr, te) for t in range(len(up))]
+up_data = {s: [task_tensors(up_stream(s), t, tr, te) for t in range(cfg.n_tasks)] for s in SEEDS}
 down_data = {f"TinyIN D{t + 1}": task_tensors(down, t, tr, te) for t in range(len(down))}
 down_data["CIFAR-10"] = task_tensors(cifar, 0, cif_tr, cif_te)
 print(f"prepared in {time.perf_counter() - t0:.1f} s")
+up = up_stream(SEEDS[0])
 for k, t in enumerate(up.tasks):
-    print(f"upstream U{k + 1}: {len(t.train)} train / {len(t.test)} test — "
+    print(f"upstream U{k + 1} (seed 0): {len(t.train)} train / {len(t.test)} test — "
           + ", ".join(tr.class_names[c] for c in t.classes[:5]) + ", …")
 for name, d in down_data.items():
     print(f"downstream {name}: {len(d['xtr'])} train / {len(d['xte'])} test images, {int(d['ytr'].max()) + 1} classes")
@@ -142,19 +151,22 @@ for name, d in down_data.items():
 # %%
 show_idx = [0, 1 * cfg.down_test_per_class, 2 * cfg.down_test_per_class, 3 * cfg.down_test_per_class][: cfg.n_show]
 show_x = down_data["TinyIN D1"]["xte"][show_idx]
-to_img = lambda x: ((x.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
-fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
+to_img = lambda x: ((x.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()  # noqa: E731
+wrap = lambda name: "\n".join(textwrap.wrap(name, 14))  # noqa: E731
+fig, axes = plt.subplots(2, 6, figsize=(12, 4.8))
 for k in range(6):
     i = k * len(up.tasks[0].train) // 6
-    axes[0, k].imshow(to_img(up_data[0]["xtr"][i])), axes[0, k].set_title(tr.class_names[int(tr.labels[up.tasks[0].train[i]])][:14], fontsize=8)
+    axes[0, k].imshow(to_img(up_data[0][0]["xtr"][i]))
+    axes[0, k].set_title(wrap(tr.class_names[int(tr.labels[up.tasks[0].train[i]])]), fontsize=8)
     j = k * len(down.tasks[0].test) // 6
-    axes[1, k].imshow(to_img(down_data["TinyIN D1"]["xte"][j])), axes[1, k].set_title(tr.class_names[int(te.labels[down.tasks[0].test[j]])][:14], fontsize=8)
+    axes[1, k].imshow(to_img(down_data["TinyIN D1"]["xte"][j]))
+    axes[1, k].set_title(wrap(tr.class_names[int(te.labels[down.tasks[0].test[j]])]), fontsize=8)
 for ax in axes.flat:
-    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
 axes[0, 0].set_ylabel("upstream U1"), axes[1, 0].set_ylabel("downstream D1")
 fig.suptitle(f"What the ViT sees: {cfg.image_size}×{cfg.image_size} px, {vcfg.grid}×{vcfg.grid} patches of {cfg.patch} px")
-plots.save(fig, CH, "examples")
-plt.show()
+fig.tight_layout()
+plots.show(fig, CH, "examples")
 
 # %% [markdown]
 # ## The model: the book's own ViT
@@ -177,9 +189,12 @@ plots.show_code(vit.Attention.forward, vit.VisionTransformer.tokens, vit.VisionT
 plots.show_code(mim.random_mask, mim.masked_l1, mim.SimMIM)
 
 # %% [markdown]
-# ## Three upstream learners
+# ## The experiment, per seed
 #
-# All start from the **same random initialisation** and see the same images in the same order:
+# Each seed runs everything below on its own upstream stream, from its own random initialisation; the seeds run
+# side by side, one process per CPU core (`cl_lib.parallel`), and each seed's results are cached.
+#
+# **Three upstream learners**, all from the same random initialisation and the same images in the same order:
 #
 # * **supervised CL** — sequential fine-tuning, one new linear head per task, nothing to protect the past;
 # * **masked-modelling CL** — the same images without labels, the MIM loss above;
@@ -190,6 +205,24 @@ plots.show_code(mim.random_mask, mim.masked_l1, mim.SimMIM)
 # AdamW, a fresh optimiser per task; light augmentation (random horizontal flip and a ±`patch`/2-pixel shift).
 # After each task we keep the backbone's weights; supervised CL is also tested on every task seen so far with
 # that task's head (task-incremental), to see its forgetting.
+#
+# **Transfer after every task**, measured on the frozen backbone's features of each downstream task (train
+# features fit the probe, test features score it): **k-NN** (cosine, similarity-weighted votes: it reads the
+# geometry of the features, no training) and a **linear probe** (multinomial logistic regression by L-BFGS on
+# standardised features). The random initialisation is probed too: the CL learners' task 0.
+#
+# **Fine-tuning along the stream.** The paper's second half of the claim: transfer rises *without a noticeable loss
+# in fine-tuning performance*. So we also fine-tune on downstream task D1 (every weight, a new head) from the
+# backbone after the first and after the last upstream task.
+#
+# **GLAD on the masked-modelling model.** From the final masked-modelling backbone, on D1: full fine-tuning;
+# GLAD (adaptors on every attention's logits and output, plus a head; backbone frozen); and GLAD with its adaptors
+# switched off — the very same training, adaptors frozen at the identity, so only the head learns. The last isolates
+# what the adaptors do.
+
+# %%
+plots.show_code(probes.knn_accuracy, probes.linear_probe_accuracy, glad.add_glad, glad.adaptor_free)
+
 
 # %%
 def augment(x: torch.Tensor) -> torch.Tensor:
@@ -202,85 +235,21 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([xp[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(off.tolist())])
 
 
-def new_vit() -> vit.VisionTransformer:
-    torch.manual_seed(cfg.seed)
+def new_vit(s: int) -> vit.VisionTransformer:
+    torch.manual_seed(cfg.seed + s)
     return vit.VisionTransformer(vcfg)
+
+
+def load(state: dict) -> vit.VisionTransformer:
+    m = vit.VisionTransformer(vcfg)
+    m.load_state_dict(state)
+    return m
 
 
 def adamw(params) -> torch.optim.Optimizer:
     return train.make_optimizer(params, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-@torch.no_grad()
-def head_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return train.accuracy(model, x, y, device=cfg.device)
-
-
-def run_upstream(learner: str) -> dict:
-    """Train one learner along the upstream stream; keep the backbone after every task (and R for supervised)."""
-    train.seed_everything(cfg.seed)
-    model = new_vit().to(cfg.device)
-    heads = nn.ModuleList(nn.Linear(model.num_features, len(t.classes)) for t in up.tasks).to(cfg.device)
-    sim = mim.SimMIM(model).to(cfg.device)
-    T = len(up)
-    R = np.full((T, T), np.nan)
-    states, losses = [], []
-    for t in range(T):
-        d = up_data[t]
-        if learner == "supervised":
-            net = nn.Sequential(model, heads[t])
-            losses.append(train.fit(net, d["xtr"], d["ytr"], epochs=cfg.epochs, optimizer=adamw(net.parameters()),
-                                    batch_size=cfg.batch_size, transform=augment, seed=cfg.seed + t, device=cfg.device))
-            R[t, : t + 1] = [head_accuracy(nn.Sequential(model, heads[j]), up_data[j]["xte"], up_data[j]["yte"])
-                             for j in range(t + 1)]
-        else:
-            losses.append(mim.fit_mim(sim, d["xtr"], epochs=cfg.epochs, optimizer=adamw(sim.parameters()),
-                                      ratio=cfg.mask_ratio, block=cfg.mask_block, batch_size=cfg.batch_size,
-                                      seed=cfg.seed + t, transform=augment, device=cfg.device))
-        states.append({k: v.cpu().clone() for k, v in model.state_dict().items()})
-        print(f"  {learner} CL, after U{t + 1}: loss {losses[-1][0]:.3f} → {losses[-1][-1]:.3f}"
-              + (f", task-IL accuracy on seen tasks {np.round(R[t, : t + 1] * 100, 1)} %" if learner == "supervised" else ""))
-    return {"states": states, "R": R, "losses": losses, "mim_head": sim.head.state_dict()}
-
-
-def run_joint(learner: str) -> dict:
-    """The same budget of gradient steps on the union of the upstream tasks, shuffled (non-continual)."""
-    train.seed_everything(cfg.seed)
-    model = new_vit().to(cfg.device)
-    x = torch.cat([d["xtr"] for d in up_data])
-    offsets = np.cumsum([0] + [len(t.classes) for t in up.tasks])
-    y = torch.cat([d["ytr"] + int(offsets[t]) for t, d in enumerate(up_data)])
-    if learner == "supervised":
-        net = nn.Sequential(model, nn.Linear(model.num_features, int(offsets[-1]))).to(cfg.device)
-        loss = train.fit(net, x, y, epochs=cfg.epochs, optimizer=adamw(net.parameters()), batch_size=cfg.batch_size,
-                         transform=augment, seed=cfg.seed, device=cfg.device)
-    else:
-        sim = mim.SimMIM(model).to(cfg.device)
-        loss = mim.fit_mim(sim, x, epochs=cfg.epochs, optimizer=adamw(sim.parameters()), ratio=cfg.mask_ratio,
-                           block=cfg.mask_block, batch_size=cfg.batch_size, seed=cfg.seed, transform=augment,
-                           device=cfg.device)
-    print(f"  joint {learner}: loss {loss[0]:.3f} → {loss[-1]:.3f}")
-    return {"state": {k: v.cpu().clone() for k, v in model.state_dict().items()}, "loss": loss}
-
-
-t0 = time.perf_counter()
-runs = {name: cache.cached("ch01_upstream", {**SETTINGS, "learner": name}, lambda n=name: run_upstream(n))
-        for name in ("supervised", "masked modelling")}
-joint = {name: cache.cached("ch01_joint", {**SETTINGS, "learner": name}, lambda n=name: run_joint(n))
-         for name in cfg.joint}
-print(f"upstream training: {time.perf_counter() - t0:.0f} s")
-
-# %% [markdown]
-# ## Transfer after every task
-#
-# The two probes, on the frozen backbone's features of each downstream task (train features fit the probe,
-# test features score it). Features are L2-normalised for k-NN and standardised for the linear probe.
-
-# %%
-plots.show_code(probes.knn_accuracy, probes.linear_probe_accuracy)
-
-
-# %%
 def embed(model: vit.VisionTransformer, x: torch.Tensor) -> torch.Tensor:
     """Representations of x under the frozen model, on cfg.device."""
     return probes.embed(model.to(cfg.device), x, device=cfg.device)
@@ -288,9 +257,7 @@ def embed(model: vit.VisionTransformer, x: torch.Tensor) -> torch.Tensor:
 
 def transfer(state: dict) -> dict[str, dict[str, float]]:
     """k-NN and linear-probe accuracy of a backbone state on every downstream task."""
-    model = vit.VisionTransformer(vcfg)
-    model.load_state_dict(state)
-    out = {}
+    model, out = load(state), {}
     for name, d in down_data.items():
         ftr, fte = embed(model, d["xtr"]), embed(model, d["xte"])
         out[name] = {"k-NN": probes.knn_accuracy(ftr, d["ytr"], fte, d["yte"], cfg.knn_k),
@@ -299,96 +266,183 @@ def transfer(state: dict) -> dict[str, dict[str, float]]:
     return out
 
 
-def cached_transfer(tag: str, state: dict) -> dict:
-    return cache.cached("ch01_transfer", {**SETTINGS, "model": tag}, lambda: transfer(state))
+def run_upstream(learner: str, s: int) -> dict:
+    """One learner along seed s's upstream stream; the backbone after every task (and R for supervised)."""
+    train.seed_everything(cfg.seed + s)
+    model, data_s, T = new_vit(s).to(cfg.device), up_data[s], cfg.n_tasks
+    heads = nn.ModuleList(nn.Linear(model.num_features, cfg.classes_per_task) for _ in range(T)).to(cfg.device)
+    sim = mim.SimMIM(model).to(cfg.device)
+    R, states, losses = np.full((T, T), np.nan), [], []
+    for t in range(T):
+        d = data_s[t]
+        if learner == "supervised":
+            net = nn.Sequential(model, heads[t])
+            losses.append(train.fit(net, d["xtr"], d["ytr"], epochs=cfg.epochs, optimizer=adamw(net.parameters()),
+                                    batch_size=cfg.batch_size, transform=augment, seed=cfg.seed + s + t, device=cfg.device))
+            R[t, : t + 1] = [train.accuracy(nn.Sequential(model, heads[j]), data_s[j]["xte"], data_s[j]["yte"],
+                                            device=cfg.device) for j in range(t + 1)]
+        else:
+            losses.append(mim.fit_mim(sim, d["xtr"], epochs=cfg.epochs, optimizer=adamw(sim.parameters()),
+                                      ratio=cfg.mask_ratio, block=cfg.mask_block, batch_size=cfg.batch_size,
+                                      seed=cfg.seed + s + t, transform=augment, device=cfg.device))
+        states.append({k: v.cpu().clone() for k, v in model.state_dict().items()})
+    return {"states": states, "R": R, "losses": losses, "mim_head": sim.head.state_dict()}
+
+
+def run_joint(learner: str, s: int) -> dict:
+    """The same budget of gradient steps on the union of the upstream tasks, shuffled (non-continual)."""
+    train.seed_everything(cfg.seed + s)
+    model = new_vit(s).to(cfg.device)
+    x = torch.cat([d["xtr"] for d in up_data[s]])
+    y = torch.cat([d["ytr"] + t * cfg.classes_per_task for t, d in enumerate(up_data[s])])
+    if learner == "supervised":
+        net = nn.Sequential(model, nn.Linear(model.num_features, cfg.n_tasks * cfg.classes_per_task)).to(cfg.device)
+        train.fit(net, x, y, epochs=cfg.epochs, optimizer=adamw(net.parameters()), batch_size=cfg.batch_size,
+                  transform=augment, seed=cfg.seed + s, device=cfg.device)
+    else:
+        sim = mim.SimMIM(model).to(cfg.device)
+        mim.fit_mim(sim, x, epochs=cfg.epochs, optimizer=adamw(sim.parameters()), ratio=cfg.mask_ratio,
+                    block=cfg.mask_block, batch_size=cfg.batch_size, seed=cfg.seed + s, transform=augment,
+                    device=cfg.device)
+    return {k: v.cpu().clone() for k, v in model.state_dict().items()}
+
+
+def finetune(state: dict, kind: str, s: int) -> dict:
+    """Fine-tune a backbone on D1: 'full' (every weight), 'glad' (adaptors + head, backbone frozen) or
+    'glad off' (the same, adaptors frozen at the identity: only the head learns)."""
+    train.seed_everything(cfg.seed + s)
+    model, d = load(state), down_data["TinyIN D1"]
+    head = nn.Linear(model.num_features, int(d["ytr"].max()) + 1)
+    if kind == "full":
+        params = [{"params": model.parameters(), "lr": cfg.lr_ft}, {"params": head.parameters(), "lr": cfg.lr_head}]
+    else:
+        adaptors = glad.add_glad(model)
+        if kind == "glad off":
+            for p in adaptors:
+                p.requires_grad_(False)
+        params = [{"params": adaptors, "lr": cfg.lr_glad}, {"params": head.parameters(), "lr": cfg.lr_head}]
+    model.to(cfg.device), head.to(cfg.device)
+    net = nn.Sequential(model, head)
+    train.fit(net, d["xtr"], d["ytr"], epochs=cfg.ft_epochs, optimizer=torch.optim.AdamW(params, weight_decay=0.0),
+              batch_size=cfg.batch_size, transform=augment, seed=cfg.seed + s, device=cfg.device)
+    return {"acc": train.accuracy(net, d["xte"], d["yte"], device=cfg.device),
+            "state": {k: v.cpu().clone() for k, v in model.state_dict().items()}}
+
+
+def run_job(s: int, learner: str) -> dict:
+    """One upstream learner on seed s: the stream, its joint twin, transfer after every task, fine-tuning along the
+    stream; the masked-modelling job also fine-tunes its last backbone downstream (full, GLAD, GLAD adaptors off).
+    The first seed keeps its weights for the figures; the others keep their numbers."""
+    up = run_upstream(learner, s)
+    out = {"up": up, "transfer": [transfer(new_vit(s).state_dict())] + [transfer(st) for st in up["states"]],
+           "ft_along": {t: finetune(up["states"][t], "full", s)["acc"] for t in (0, cfg.n_tasks - 1)}}
+    if learner in cfg.joint:
+        out["transfer_joint"] = transfer(run_joint(learner, s))
+    if learner == "masked modelling":
+        ft = {k: finetune(up["states"][-1], k, s) for k in ("full", "glad", "glad off")}
+        out["glad"] = {k: v["acc"] for k, v in ft.items()}
+        out["transfer_after_ft"] = transfer(ft["full"]["state"])
+        if s == SEEDS[0]:
+            out["glad_state"], out["full_state"] = ft["glad"]["state"], ft["full"]["state"]
+    if s != SEEDS[0]:
+        up["states"] = up["states"][-1:]
+    return out
+
+
+def merge(parts: dict[str, dict]) -> dict:
+    """One seed's jobs as one record: per-learner entries under their learner's name."""
+    run = {k: {n: p[k] for n, p in parts.items() if k in p} for k in ("up", "transfer", "ft_along", "transfer_joint")}
+    run.update({k: v for k, v in parts["masked modelling"].items() if k not in run})
+    return run
 
 
 t0 = time.perf_counter()
-init_state = new_vit().state_dict()
-transfer_init = cached_transfer("random init", init_state)
-transfer_along = {name: [transfer_init] + [cached_transfer(f"{name} after U{t + 1}", s) for t, s in enumerate(r["states"])]
-                  for name, r in runs.items()}
-transfer_joint = {name: cached_transfer(f"joint {name}", j["state"]) for name, j in joint.items()}
-print(f"transfer evaluation: {time.perf_counter() - t0:.0f} s")
+JOBS = [(s, n) for s in SEEDS for n in ("masked modelling", "supervised")]  # the heavier job first: balanced cores
+done = parallel.pmap(lambda job: cache.cached("ch01_job", {**SETTINGS, "run_seed": job[0], "learner": job[1],
+                                                           "data": tr.digest(), "cifar": cif_tr.digest()},
+                                              lambda: run_job(*job)), JOBS)
+runs = [merge({n: r for (s_, n), r in zip(JOBS, done) if s_ == s}) for s in SEEDS]
+print(f"{len(SEEDS)} seeds ({len(JOBS)} runs) in {time.perf_counter() - t0:.0f} s")
+run0 = runs[0]
 tasks_down = list(down_data)
-mean_tr = lambda res, probe: float(np.mean([res[n][probe] for n in tasks_down]))
-for name, rows in transfer_along.items():
-    for probe in ("k-NN", "linear"):
-        print(f"{name:17s} {probe:6s} mean downstream accuracy, 0..{len(up)} tasks seen:",
-              np.round([mean_tr(r, probe) * 100 for r in rows], 1))
-for name, res in transfer_joint.items():
-    print(f"joint {name:11s} k-NN {mean_tr(res, 'k-NN') * 100:.1f}, linear {mean_tr(res, 'linear') * 100:.1f}")
+mean_tr = lambda res, probe: float(np.mean([res[n][probe] for n in tasks_down]))  # noqa: E731
+curve = {(n, p): np.array([[mean_tr(r, p) for r in run["transfer"][n]] for run in runs])
+         for n in ("supervised", "masked modelling") for p in ("k-NN", "linear")}  # (seeds, 1 + tasks)
+joint_tr = {(n, p): np.array([mean_tr(run["transfer_joint"][n], p) for run in runs]) for n in cfg.joint
+            for p in ("k-NN", "linear")}
+for (n, p), c in curve.items():
+    print(f"{n:17s} {p:6s} mean downstream accuracy, 0..{cfg.n_tasks} tasks seen (mean over seeds):",
+          np.round(c.mean(0) * 100, 1))
+for (n, p), c in joint_tr.items():
+    print(f"joint {n:11s} {p:6s} {c.mean() * 100:.1f} ± {c.std() * 100:.1f}")
 
 # %% [markdown]
-# Left and middle: the mean downstream accuracy (over the downstream tasks) of each probe against the number
-# of upstream tasks seen; 0 is the random initialisation both CL learners start from, dashed lines are the
-# joint learners. Right: what the supervised learner *forgets* upstream at the same time — the task-IL
-# accuracy matrix.
+# ## Transfer after every task
+#
+# Left and middle: the mean downstream accuracy (over the downstream tasks) of each probe against the number of
+# upstream tasks seen, mean ± std over the seeds; 0 is the random initialisation both CL learners start from,
+# dashed lines are the joint learners. Right: what the supervised learner *forgets* upstream at the same time —
+# the task-IL accuracy matrix of the first seed.
 
 # %%
-xs = np.arange(0, len(up) + 1)
+xs = np.arange(0, cfg.n_tasks + 1)
 colors = {"supervised": "C0", "masked modelling": "C1"}
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.9]})
 for ax, probe in zip(axes[:2], ("k-NN", "linear")):
-    for name, rows in transfer_along.items():
-        ax.plot(xs, [mean_tr(r, probe) * 100 for r in rows], marker="o", color=colors[name], label=f"{name} CL")
-    for name, res in transfer_joint.items():
-        ax.axhline(mean_tr(res, probe) * 100, color=colors[name], ls="--", label=f"joint {name}")
-    ax.set(xlabel="upstream tasks seen", ylabel=f"mean downstream accuracy (%)", xticks=xs,
-           title=f"Transfer by {probe} to unseen tasks")
+    for name in ("supervised", "masked modelling"):
+        c = curve[(name, probe)] * 100
+        ax.errorbar(xs, c.mean(0), yerr=c.std(0), marker="o", capsize=3, color=colors[name], label=f"{name} CL")
+    for name in cfg.joint:
+        ax.axhline(joint_tr[(name, probe)].mean() * 100, color=colors[name], ls="--", label=f"joint {name}")
+    ax.set(xlabel="upstream tasks seen (0 = random initialisation)", ylabel="mean downstream accuracy (%)",
+           xticks=xs, title=f"Transfer by {probe} to unseen tasks ({len(SEEDS)} seeds)")
     ax.legend(fontsize=8)
-plots.accuracy_matrix(runs["supervised"]["R"], axes[2], "Supervised CL upstream (task-IL)",
-                      names=[f"U{t + 1}" for t in range(len(up))])
+plots.accuracy_matrix(run0["up"]["supervised"]["R"], axes[2], "Supervised CL upstream (task-IL, seed 0)",
+                      names=[f"U{t + 1}" for t in range(cfg.n_tasks)])
 fig.tight_layout()
-plots.save(fig, CH, "transfer_vs_tasks")
-plt.show()
+plots.show(fig, CH, "transfer_vs_tasks")
 
 # %% [markdown]
-# Per downstream task, since a mean can hide a task that goes the other way:
+# Per downstream task (mean over seeds), since a mean over tasks can hide a task that goes the other way:
 
 # %%
 fig, axes = plt.subplots(1, len(tasks_down), figsize=(5 * len(tasks_down), 3.8), sharey=True)
 for ax, task in zip(np.atleast_1d(axes), tasks_down):
-    for name, rows in transfer_along.items():
+    for name in ("supervised", "masked modelling"):
         for probe, ls in (("k-NN", "-"), ("linear", ":")):
-            ax.plot(xs, [r[task][probe] * 100 for r in rows], ls=ls, marker="o", color=colors[name],
-                    label=f"{name}, {probe}")
+            vals = np.array([[r[task][probe] for r in run["transfer"][name]] for run in runs]) * 100
+            ax.plot(xs, vals.mean(0), ls=ls, marker="o", color=colors[name], label=f"{name}, {probe}")
     ax.set(xlabel="upstream tasks seen", title=task, xticks=xs)
 np.atleast_1d(axes)[0].set_ylabel("downstream accuracy (%)")
 np.atleast_1d(axes)[0].legend(fontsize=8)
 fig.tight_layout()
-plots.save(fig, CH, "transfer_per_task")
-plt.show()
+plots.show(fig, CH, "transfer_per_task")
 
 # %% [markdown]
 # **Reading the curves.** The numbers printed above are this run's; what to look for:
 #
-# * *Supervised CL* forgets upstream — the first columns of its task-IL matrix fade row after row — while its
-#   transfer to the unseen tasks does not fall with it: at `quick` scale its k-NN transfer ends above the
-#   random initialisation and above where it was after the first task. The features it keeps are the
-#   task-general ones; what it loses is task-specific (the old heads no longer match the moved features).
+# * *Supervised CL* forgets upstream — the first columns of its task-IL matrix fade row after row. The paper finds
+#   its transfer to unseen tasks rising at the same time; at this scale the k-NN curve moves by about a point, up
+#   then down again, within its seed spread (the claims cell reports it as not reproduced at quick).
+# * The *linear probe* reads something k-NN does not: a random ViT's features, standardised and probed by
+#   L-BFGS, are already a strong baseline at this size, and training along the stream barely moves it.
 # * *Masked-modelling CL* at `quick` scale learns slowly: a ViT trained from scratch on a few thousand 32-px
-#   images for a few epochs has barely started on its pretext task (see the reconstructions below), and
-#   after the first task its features transfer slightly *worse* than the random initialisation's (a random
-#   ViT is a fair random-feature baseline at this size). Along the stream its transfer then creeps up and
-#   ends above where it was after the first task — the paper's trend, but by a couple of points, with
-#   bumps on the way, and one seed. Take it as a direction, not a measurement; the `full` profile is where
-#   the paper's scale begins.
-# * The linear probe is noisier than k-NN here (a few hundred training features per task, one L-BFGS fit):
-#   single steps of either curve move by a point or two, so read trends over the whole stream.
-# * *Joint* training, with the same number of gradient steps, stays above its continual counterpart for
-#   both objectives at this scale.
+#   images for a few epochs has barely started on its pretext task (see the reconstructions below), and its
+#   transfer stays within a point or two of the random initialisation. The `full` profile is where the paper's
+#   scale begins.
+# * *Joint* supervised training, with the same number of gradient steps, transfers better than its continual
+#   counterpart.
 
 # %% [markdown]
-# What the masked-modelling learner does with its pretext task, after the last upstream task: masked input,
-# its reconstruction, and the original, on downstream images it never saw.
+# What the masked-modelling learner does with its pretext task, after the last upstream task (seed 0): masked
+# input, its reconstruction, and the original, on downstream images it never saw.
 
 # %%
-mim_final = vit.VisionTransformer(vcfg)
-mim_final.load_state_dict(runs["masked modelling"]["states"][-1])
+mim_final = load(run0["up"]["masked modelling"]["states"][-1])
 sim_final = mim.SimMIM(mim_final)
-sim_final.head.load_state_dict(runs["masked modelling"]["mim_head"])
-mask = mim.random_mask(len(show_x), vcfg.grid, cfg.mask_ratio, block=cfg.mask_block, generator=torch.Generator().manual_seed(cfg.seed))
+sim_final.head.load_state_dict(run0["up"]["masked modelling"]["mim_head"])
+mask = mim.random_mask(len(show_x), vcfg.grid, cfg.mask_ratio, block=cfg.mask_block,
+                       generator=torch.Generator().manual_seed(cfg.seed))
 recon = mim.reconstruct(sim_final, show_x, mask)
 pm = mask.view(-1, vcfg.grid, vcfg.grid).repeat_interleave(cfg.patch, 1).repeat_interleave(cfg.patch, 2)
 fig, axes = plt.subplots(3, len(show_x), figsize=(2.2 * len(show_x), 6.6))
@@ -396,11 +450,11 @@ for k in range(len(show_x)):
     for r, (img, lab) in enumerate([(torch.where(pm[k], torch.tensor(0.0), show_x[k]), "masked input"),
                                     (recon[k], "reconstruction"), (show_x[k], "original")]):
         axes[r, k].imshow(to_img(img)), axes[r, k].set_xticks([]), axes[r, k].set_yticks([])
+        axes[r, k].grid(False)
         if k == 0:
             axes[r, k].set_ylabel(lab)
-fig.suptitle(f"Masked modelling after U{len(up)}: {int(cfg.mask_ratio * 100)} % of the patches masked")
-plots.save(fig, CH, "mim_reconstruction")
-plt.show()
+fig.suptitle(f"Masked modelling after U{cfg.n_tasks}: {int(cfg.mask_ratio * 100)} % of the patches masked")
+plots.show(fig, CH, "mim_reconstruction")
 
 # %% [markdown]
 # At `quick` scale the masked patches come back as little more than the image's mean colour, with a faint
@@ -408,313 +462,312 @@ plt.show()
 # its weak transfer above.
 
 # %% [markdown]
+# ## Inside the ViT: how much each layer moves along the stream
+#
+# The representational shift of chapter 0, for the ViT (first seed): $1-\mathrm{CKA}$ between each block's output
+# (mean token) on downstream test images after upstream task $t$ and after task $t-1$ (the random initialisation
+# for $t = 1$). Where does learning the stream change the network, and does it settle?
+
+# %%
+probe_x = torch.cat([d["xte"][:32] for d in down_data.values()])
+
+
+def block_outputs(state: dict) -> dict[str, torch.Tensor]:
+    m = load(state)
+    return shift.capture(m, {f"block {i + 1}": blk for i, blk in enumerate(m.blocks)}, probe_x, device=cfg.device)
+
+
+init_out = block_outputs(new_vit(SEEDS[0]).state_dict())
+step_shift = {}
+for name in ("supervised", "masked modelling"):
+    outs = [init_out] + [block_outputs(st) for st in run0["up"][name]["states"]]
+    step_shift[name] = np.stack([1 - shift.layer_cka(outs[t], outs[t + 1]) for t in range(cfg.n_tasks)], 1)
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+vmax = max(v.max() for v in step_shift.values())
+for ax, (name, v) in zip(axes, step_shift.items()):
+    plots.layer_shift(v, ax, layers=list(init_out), title=f"{name} CL: shift per task",
+                      label="1 − CKA with the model one task earlier")
+    ax.collections[0].set_clim(0, vmax)
+fig.tight_layout()
+plots.show(fig, CH, "cka_along_stream")
+for name, v in step_shift.items():
+    print(f"{name}: 1 − CKA per task, mean over blocks: {np.round(v.mean(0), 3)}")
+
+# %% [markdown]
 # ## Inside the ViT: attention along the stream
 #
-# For each image, the CLS token's attention over the patches in the last layer (one map per head), and the
-# **attention rollout** (Abnar & Zuidema, 2020): multiply the layers' head-averaged attention matrices, each
-# with the identity added for the residual path, to estimate how much each input patch contributes to the
-# CLS output. The slider steps through the upstream tasks; each figure shows every layer. Every map is
-# scaled to its own range (bright = the most attended patches of that map).
+# For each image, the CLS token's attention over the patches in the chosen layer (mean over heads), drawn over
+# the image, and the **attention rollout** (Abnar & Zuidema, 2020): multiply the layers' head-averaged attention
+# matrices, each with the identity added for the residual path, to estimate how much each input patch contributes
+# to the CLS output. Pick the upstream task and the layer (the book shows the last of each); colour bars give the
+# attention weight (1/64 would be uniform).
 
 # %%
 plots.show_code(vit.attention_maps, vit.attention_rollout, vit.mean_attention_distance)
 
-
 # %%
-def load(state: dict) -> vit.VisionTransformer:
-    m = vit.VisionTransformer(vcfg)
-    m.load_state_dict(state)
-    return m
-
-
 g = vcfg.grid
-attn_along = {name: [vit.attention_maps(load(s), show_x) for s in r["states"]] for name, r in runs.items()}
+attn_along = {name: [vit.attention_maps(load(st), show_x) for st in run0["up"][name]["states"]]
+              for name in ("supervised", "masked modelling")}
 
 
-def draw_attention(t: int) -> None:
-    """CLS attention of every layer (head-averaged) and the rollout, for both CL learners after task t."""
-    rows = [(name, attn_along[name][t]) for name in runs]
-    L = vcfg.depth
-    fig, axes = plt.subplots(len(rows) * len(show_x), L + 2, figsize=(1.45 * (L + 2), 1.45 * len(rows) * len(show_x)))
-    for r, (name, attns) in enumerate(rows):
+def overlay(ax: plt.Axes, image: torch.Tensor, amap: torch.Tensor, vmax: float):
+    """An attention map (g × g) upsampled over the image, with its own colour scale."""
+    ax.imshow(to_img(image))
+    im = ax.imshow(amap.numpy(), cmap="inferno", alpha=0.6, vmin=0, vmax=vmax, extent=(-0.5, cfg.image_size - 0.5,
+                                                                                       cfg.image_size - 0.5, -0.5),
+                   interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+    return im
+
+
+def draw_attention(task: int, layer: int) -> None:
+    """CLS attention of one layer (head-averaged) and the rollout, both CL learners, after upstream task `task`."""
+    fig, axes = plt.subplots(2, 2 * len(show_x), figsize=(3.0 * len(show_x), 3.2 * 2))
+    for r, name in enumerate(attn_along):
+        attns = attn_along[name][task - 1]
+        maps = attns[layer - 1].mean(1)[:, 0, 1:].reshape(-1, g, g)
         roll = vit.attention_rollout(attns)[:, 0, 1:].reshape(-1, g, g)
+        roll = roll / roll.sum((1, 2), keepdim=True)
         for k in range(len(show_x)):
-            row = r * len(show_x) + k
-            axes[row, 0].imshow(to_img(show_x[k]))
-            axes[row, 0].set_ylabel(f"{'sup.' if name == 'supervised' else 'MIM'} #{k + 1}", fontsize=8)
-            for l in range(L):
-                axes[row, l + 1].imshow(attns[l][k].mean(0)[0, 1:].reshape(g, g), cmap="inferno")
-            axes[row, L + 1].imshow(roll[k], cmap="inferno")
-    for l in range(L):
-        axes[0, l + 1].set_title(f"layer {l + 1}", fontsize=8)
-    axes[0, 0].set_title("image", fontsize=8), axes[0, L + 1].set_title("rollout", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-    fig.suptitle(f"CLS attention (mean over heads) per layer, after upstream task U{t + 1}", y=1.0)
-    fig.tight_layout()
-    plots.save(fig, CH, f"attention_after_U{t + 1}")
+            im1 = overlay(axes[r, 2 * k], show_x[k], maps[k], float(maps.max()))
+            im2 = overlay(axes[r, 2 * k + 1], show_x[k], roll[k], float(roll.max()))
+            if r == 0:
+                axes[r, 2 * k].set_title(f"image {k + 1}: layer {layer}", fontsize=9)
+                axes[r, 2 * k + 1].set_title(f"image {k + 1}: rollout", fontsize=9)
+        axes[r, 0].set_ylabel(f"{name} CL", fontsize=10)
+        fig.colorbar(im1, ax=axes[r, -2], fraction=0.046, label="CLS attention")
+        fig.colorbar(im2, ax=axes[r, -1], fraction=0.046, label="rollout share")
+    fig.suptitle(f"CLS attention over the image after upstream task U{task} (seed 0)")
+    plots.show(fig, CH, f"attention_after_U{task}_layer{layer}")
 
 
-plots.task_slider(draw_attention, len(up))
+plots.controls(draw_attention, {"task": (1, cfg.n_tasks), "layer": (1, vcfg.depth)},
+               {"task": cfg.n_tasks, "layer": vcfg.depth}, labels={"task": "after task", "layer": "layer"})
 
 # %% [markdown]
 # The heads of the last layer separately, along the stream, for the first image: do heads specialise, and
-# do they keep what they looked at?
+# do they keep what they looked at? Each map over the image; one colour scale for the whole figure.
 
 # %%
-fig, axes = plt.subplots(2 * vcfg.heads, len(up), figsize=(1.7 * len(up), 1.7 * 2 * vcfg.heads))
-for r, name in enumerate(runs):
-    for t in range(len(up)):
-        a = attn_along[name][t][-1][0]  # last layer, first image: (heads, 1+N, 1+N)
+last = {name: torch.stack([attn_along[name][t][-1][0, :, 0, 1:] for t in range(cfg.n_tasks)]) for name in attn_along}
+vmax = max(float(v.max()) for v in last.values())
+fig, axes = plt.subplots(2 * vcfg.heads, cfg.n_tasks, figsize=(1.9 * cfg.n_tasks + 1, 1.9 * 2 * vcfg.heads))
+for r, name in enumerate(last):
+    for t in range(cfg.n_tasks):
         for h in range(vcfg.heads):
             ax = axes[r * vcfg.heads + h, t]
-            ax.imshow(a[h, 0, 1:].reshape(g, g), cmap="inferno"), ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+            im = overlay(ax, show_x[0], last[name][t, h].reshape(g, g), vmax)
             if t == 0:
                 ax.set_ylabel(f"{'sup.' if name == 'supervised' else 'MIM'} h{h + 1}", fontsize=8)
             if r == 0 and h == 0:
                 ax.set_title(f"after U{t + 1}", fontsize=9)
-fig.suptitle(f"Last layer, CLS attention per head on image #1 (upper: supervised CL, lower: MIM CL)", y=1.0)
-fig.tight_layout()
-plots.save(fig, CH, "heads_along_stream")
-plt.show()
+fig.colorbar(im, ax=axes, fraction=0.02, label="CLS attention (last layer)")
+fig.suptitle("Last layer, CLS attention per head on image #1 (upper: supervised CL, lower: MIM CL)")
+plots.show(fig, CH, "heads_along_stream")
 
 # %% [markdown]
-# **Mean attention distance** (Dosovitskiy et al., 2021, Fig. 7): for each head, the attention-weighted
-# distance in pixels between a query patch and the patches it attends to, averaged over queries and images.
-# Small = local, convolution-like heads; large = global heads.
+# **Mean attention distance** (Dosovitskiy et al., 2021, Fig. 7): for each layer, the attention-weighted distance
+# in pixels between a query patch and the patches it attends to, averaged over heads, queries and images. Small =
+# local, convolution-like heads; large = global heads. The y-axis runs from 0 to the largest distance two patches
+# of a 32-px image can have, so that a move reads at its true size; the dotted line is what uniform attention
+# gives.
 
 # %%
-probe_x = torch.cat([d["xte"][:16] for d in down_data.values()])
-dist = {name: np.stack([vit.mean_attention_distance(vit.attention_maps(load(s), probe_x), g, cfg.patch).mean(1).numpy()
-                        for s in [init_state] + r["states"]]) for name, r in runs.items()}
+ij = torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(-1, 2).float()
+uniform = float(torch.cdist(ij, ij).mean() * cfg.patch)
+dist = {name: np.stack([vit.mean_attention_distance(vit.attention_maps(load(st), probe_x), g, cfg.patch).mean(1).numpy()
+                        for st in [new_vit(SEEDS[0]).state_dict()] + run0["up"][name]["states"]])
+        for name in attn_along}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
 cmap = plt.get_cmap("viridis")
-for ax, (name, curve) in zip(axes, dist.items()):
-    for t in range(len(curve)):
-        ax.plot(np.arange(1, vcfg.depth + 1), curve[t], marker="o", color=cmap(t / max(1, len(curve) - 1)),
+for ax, (name, curve_) in zip(axes, dist.items()):
+    for t in range(len(curve_)):
+        ax.plot(np.arange(1, vcfg.depth + 1), curve_[t], marker="o", color=cmap(t / max(1, len(curve_) - 1)),
                 label="random init" if t == 0 else f"after U{t}")
+    ax.axhline(uniform, color="grey", ls=":", label="uniform attention")
     ax.set(xlabel="layer", ylabel="mean attention distance (px)", xticks=np.arange(1, vcfg.depth + 1),
-           title=f"{name} CL")
+           title=f"{name} CL (seed 0)", ylim=(0, (g - 1) * cfg.patch * 2 ** 0.5))
 axes[1].legend(fontsize=8, ncol=2)
 fig.tight_layout()
-plots.save(fig, CH, "attention_distance")
-plt.show()
-for name, curve in dist.items():
-    print(f"{name}: mean attention distance per layer (px) at init {np.round(curve[0], 1)}, after U{len(up)} {np.round(curve[-1], 1)}")
+plots.show(fig, CH, "attention_distance")
+for name, curve_ in dist.items():
+    print(f"{name}: mean attention distance per layer (px) at init {np.round(curve_[0], 1)}, "
+          f"after U{cfg.n_tasks} {np.round(curve_[-1], 1)} (uniform: {uniform:.1f})")
 
 # %% [markdown]
-# **What the attention does at this scale.** A mean attention distance of about 16 px for 32-px images is
-# what *uniform* attention over all patches gives: after a few epochs from scratch, the heads are still
-# nearly global averages between patches. The CLS token is a different matter: in the supervised learner it
-# comes to put most of its attention on a handful of patches, which change from layer to layer and rarely
-# sit on the object, while the masked-modelling learner's CLS attention spreads over regions of similar
-# colour. In large ViTs, lower layers develop local heads (small distance) and upper layers
-# global ones; that structure needs far more data and steps than `quick` affords. The supervised learner's
-# distance grows a little along the stream, the masked-modelling learner's barely moves.
+# **What the attention does at this scale.** The distances stay close to what uniform attention gives: after a
+# few epochs from scratch, the heads are still nearly global averages between patches. The CLS token is a
+# different matter: in the supervised learner it comes to put most of its attention on a handful of patches, which
+# change from layer to layer and rarely sit on the object, while the masked-modelling learner's CLS attention
+# spreads over regions of similar colour. In large ViTs, lower layers develop local heads (small distance) and
+# upper layers global ones; that structure needs far more data and steps than `quick` affords.
 
 # %% [markdown]
 # ## GLAD: fine-tune downstream, keep the generic model
 #
-# The masked-modelling CL model after the last upstream task is now the pre-trained model. On downstream task
-# D1 we compare three ways to use it:
+# The masked-modelling CL model after the last upstream task is the pre-trained model. On downstream task D1 we
+# compare (every seed):
 #
-# * **linear probe** — frozen backbone, a linear head (the probe above);
-# * **full fine-tuning** — every weight and a new head train;
-# * **GLAD** (book's interpretation) — identity-initialised adaptors on every attention's logits and output,
-#   plus a head; the backbone is frozen.
+# * **linear probe** — frozen backbone, a linear head fitted by L-BFGS (the probe above);
+# * **GLAD with its adaptors switched off** — frozen backbone, the head trained exactly as GLAD trains it;
+# * **GLAD** (book's interpretation) — identity-initialised adaptors on every attention's logits and output, plus
+#   a head; the backbone is frozen;
+# * **full fine-tuning** — every weight and a new head train.
 #
 # Then the question GLAD is built for: after fine-tuning on D1, is the *adaptor-free* model still a good
-# pre-trained model for the *other* unseen tasks (D2…, CIFAR-10)? For full fine-tuning, the only model left
-# is the fine-tuned one.
+# pre-trained model for the *other* unseen tasks (D2, CIFAR-10)? For full fine-tuning, the only model left is the
+# fine-tuned one.
 
 # %%
-plots.show_code(glad.LogitAdaptor, glad.OutputAdaptor, glad.add_glad, glad.adaptor_free)
-
+plots.show_code(glad.LogitAdaptor, glad.OutputAdaptor)
 
 # %%
-def finetune(kind: str) -> dict:
-    """Fine-tune the final MIM-CL backbone on D1 by `kind` ('full' or 'glad'); return the states and accuracy."""
-    train.seed_everything(cfg.seed)
-    model = load(runs["masked modelling"]["states"][-1])
-    d = down_data["TinyIN D1"]
-    head = nn.Linear(model.num_features, int(d["ytr"].max()) + 1)
-    if kind == "glad":
-        params = [{"params": glad.add_glad(model), "lr": cfg.lr_glad}, {"params": head.parameters(), "lr": cfg.lr_head}]
-    else:
-        params = [{"params": model.parameters(), "lr": cfg.lr_ft}, {"params": head.parameters(), "lr": cfg.lr_head}]
-    model.to(cfg.device), head.to(cfg.device)  # in place: the optimiser's parameters move with them
-    opt = torch.optim.AdamW(params, weight_decay=0.0)
-    net = nn.Sequential(model, head)
-    loss = train.fit(net, d["xtr"], d["ytr"], epochs=cfg.ft_epochs, optimizer=opt, batch_size=cfg.batch_size,
-                     transform=augment, seed=cfg.seed, device=cfg.device)
-    acc = head_accuracy(net, d["xte"], d["yte"])
-    print(f"  {kind} fine-tuning on D1: loss {loss[0]:.3f} → {loss[-1]:.3f}, test accuracy {acc * 100:.1f} %")
-    return {"state": {k: v.cpu().clone() for k, v in model.state_dict().items()}, "acc": acc, "loss": loss}
-
-
-t0 = time.perf_counter()
-ft = {kind: cache.cached("ch01_finetune", {**SETTINGS, "kind": kind}, lambda k=kind: finetune(k)) for kind in ("full", "glad")}
-glad_model = load(runs["masked modelling"]["states"][-1])
+glad_model = load(run0["up"]["masked modelling"]["states"][-1])
 glad.add_glad(glad_model)
-glad_model.load_state_dict(ft["glad"]["state"])
+glad_model.load_state_dict(run0["glad_state"])
 free_state = {k: v for k, v in glad_model.state_dict().items() if "adaptor" not in k}
-pre_state = runs["masked modelling"]["states"][-1]
+pre_state = run0["up"]["masked modelling"]["states"][-1]
 unchanged = all(torch.equal(free_state[k], pre_state[k]) for k in pre_state)
 with glad.adaptor_free(glad_model):
     same_out = torch.equal(embed(glad_model, show_x), embed(load(pre_state), show_x))
 print(f"adaptor-free path identical to the pre-trained model: weights {unchanged}, outputs {same_out}")
-transfer_after = {"pre-trained (= GLAD's adaptor-free path)": transfer_along["masked modelling"][-1],
-           "after full fine-tuning on D1": cached_transfer("full FT on D1", ft["full"]["state"])}
-print(f"fine-tuning and transfer: {time.perf_counter() - t0:.0f} s")
-acc_d1 = {"linear probe": transfer_along["masked modelling"][-1]["TinyIN D1"]["linear"],
-          "GLAD": ft["glad"]["acc"], "full fine-tuning": ft["full"]["acc"]}
+acc_d1 = {"linear probe": np.array([r["transfer"]["masked modelling"][-1]["TinyIN D1"]["linear"] for r in runs]),
+          "GLAD, adaptors off": np.array([r["glad"]["glad off"] for r in runs]),
+          "GLAD": np.array([r["glad"]["glad"] for r in runs]),
+          "full fine-tuning": np.array([r["glad"]["full"] for r in runs])}
 others = [n for n in tasks_down if n != "TinyIN D1"]
-for name, res in transfer_after.items():
-    print(f"{name}: on the other tasks " + ", ".join(f"{n} k-NN {res[n]['k-NN'] * 100:.1f} / linear {res[n]['linear'] * 100:.1f}"
-                                                    for n in others))
+keep = {"pre-trained (= GLAD's adaptor-free path)":
+        np.array([np.mean([r["transfer"]["masked modelling"][-1][n]["linear"] for n in others]) for r in runs]),
+        "after full fine-tuning on D1": np.array([np.mean([r["transfer_after_ft"][n]["linear"] for n in others])
+                                                  for r in runs])}
+for k, v in acc_d1.items():
+    print(f"D1 accuracy, {k:22s}: {v.mean() * 100:.1f} ± {v.std() * 100:.1f} %")
+for k, v in keep.items():
+    print(f"linear transfer to {', '.join(others)}, {k}: {v.mean() * 100:.1f} ± {v.std() * 100:.1f} %")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [0.8, 1.3, 0.9]})
-axes[0].bar(list(acc_d1), [v * 100 for v in acc_d1.values()], color=["C7", "C2", "C3"])
-for i, v in enumerate(acc_d1.values()):
-    axes[0].text(i, v * 100 + 1, f"{v * 100:.1f}", ha="center", fontsize=9)
-axes[0].set(ylabel="D1 test accuracy (%)", title="Downstream task D1", ylim=(0, 100))
-axes[0].tick_params(axis="x", labelsize=9)
-pos = np.arange(len(others))
-for i, (name, res) in enumerate(transfer_after.items()):
-    for j, (probe, hatch) in enumerate((("k-NN", ""), ("linear", "//"))):
-        axes[1].bar(pos * 2.5 + i * 0.5 + j * 1.0, [res[n][probe] * 100 for n in others], width=0.5,
-                    color="C2" if i == 0 else "C3", hatch=hatch, edgecolor="white",
-                    label=f"{probe}: {name}")
-axes[1].set_xticks(pos * 2.5 + 0.75, others)
-axes[1].set(ylabel="accuracy on another unseen task (%)", title="Transfer after fine-tuning on D1")
-axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1, 0.8, 0.9]})
+vals = np.array(list(acc_d1.values())) * 100
+axes[0].bar(list(acc_d1), vals.mean(1), yerr=vals.std(1), capsize=3, color=["C7", "C4", "C2", "C3"])
+for i, (v, e) in enumerate(zip(vals.mean(1), vals.std(1))):
+    axes[0].text(i, v + e + 1, f"{v:.1f}", ha="center", fontsize=9)
+axes[0].set(ylabel="D1 test accuracy (%)", title=f"Downstream task D1 ({len(SEEDS)} seeds)", ylim=(0, 100))
+axes[0].tick_params(axis="x", labelsize=8, rotation=15)
+vals = np.array(list(keep.values())) * 100
+axes[1].bar(["pre-trained\n(= GLAD without adaptors)", "after full\nfine-tuning on D1"], vals.mean(1),
+            yerr=vals.std(1), capsize=3, color=["C2", "C3"])
+axes[1].set(ylabel="linear-probe accuracy on D2 and CIFAR-10 (%)", ylim=(0, 100),
+            title="What is left for the other tasks")
 temps = glad.temperatures(glad_model).numpy()
 span = max(float(np.abs(temps - 1).max()), 1e-3)
 im = axes[2].imshow(temps, cmap="coolwarm", vmin=1 - span, vmax=1 + span)
 axes[2].set(xlabel="head", ylabel="layer", xticks=range(vcfg.heads), xticklabels=[f"h{h + 1}" for h in range(vcfg.heads)],
             yticks=range(vcfg.depth), yticklabels=[f"{l + 1}" for l in range(vcfg.depth)],
-            title="GLAD logit temperature γ")
+            title="GLAD logit temperature γ (seed 0)")
 axes[2].grid(False)
 for (l, h), v in np.ndenumerate(temps):
     axes[2].text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=8)
 fig.colorbar(im, ax=axes[2], label="γ (1 = unchanged, > 1 sharper)")
 fig.tight_layout()
-plots.save(fig, CH, "glad_vs_finetuning")
-plt.show()
+plots.show(fig, CH, "glad_vs_finetuning")
 
 # %% [markdown]
-# **Reading the bars.** The adaptor-free path is the pre-trained model exactly (printed above: weights and
-# outputs identical), so GLAD's left-behind model transfers as well as before fine-tuning *by construction*.
-# Whether that is worth anything depends on two measurements, neither of which favours GLAD clearly at
-# `quick` scale: (1) GLAD's D1 accuracy is below both full fine-tuning and the linear probe — its head
-# gets a few dozen AdamW steps while the probe is solved by L-BFGS, and the adaptors have little to steer
-# in a backbone whose attention is still nearly uniform; (2) full fine-tuning on D1 changes the transfer to
-# the other unseen tasks by no more than a point or so either way — for a weakly pre-trained model, more
-# training on any natural images is not the harm it is for a strong one. The paper's setting is the other
-# regime (a strong pre-trained model that full fine-tuning specialises). Both GLAD claims are therefore
-# asserted only in the `full` profile; the sign of (2) at `quick` scale is printed in the claims cell.
-# Right: the temperatures GLAD learned. Where γ rose above 1 the adaptor made that head's attention more
-# discrete (sharper) for D1 — the book's reading of "attention discretization" made visible.
-
-# %% [markdown]
-# And the pictures: last-layer CLS attention and rollout on the same D1 images, for the pre-trained model
-# (= GLAD without adaptors), GLAD with its adaptors, and the fully fine-tuned model.
+# **Reading the bars.** The adaptor-free path is the pre-trained model exactly (printed above: weights and outputs
+# identical), so GLAD's left-behind model transfers as well as before fine-tuning *by construction*. What GLAD's
+# adaptors themselves buy is the gap between GLAD and GLAD with its adaptors switched off (the same head, the same
+# steps). The linear probe, solved by L-BFGS, is a stronger head than a few dozen AdamW steps give; full fine-tuning
+# of a weakly pre-trained model is the other strong option. Right: the temperatures GLAD learned. Where γ rose above
+# 1 the adaptor made that head's attention more discrete (sharper) for D1 — the book's reading of "attention
+# discretization" made visible.
+#
+# And the pictures: last-layer CLS attention and rollout on the same D1 images, for the pre-trained model (= GLAD
+# without adaptors), GLAD with its adaptors, and the fully fine-tuned model (seed 0).
 
 # %%
 with glad.adaptor_free(glad_model):
     a_free = vit.attention_maps(glad_model, show_x)
 views = {"pre-trained / GLAD off": a_free, "GLAD on": vit.attention_maps(glad_model, show_x),
-         "full fine-tuning": vit.attention_maps(load(ft["full"]["state"]), show_x)}
-fig, axes = plt.subplots(len(show_x), 1 + 2 * len(views), figsize=(1.7 * (1 + 2 * len(views)), 1.8 * len(show_x)))
+         "full fine-tuning": vit.attention_maps(load(run0["full_state"]), show_x)}
+vmax = max(float(a[-1].mean(1)[:, 0, 1:].max()) for a in views.values())
+fig, axes = plt.subplots(len(show_x), 2 * len(views), figsize=(2.2 * 2 * len(views), 2.3 * len(show_x)))
 for k in range(len(show_x)):
-    axes[k, 0].imshow(to_img(show_x[k]))
     for v, (name, attns) in enumerate(views.items()):
-        axes[k, 1 + 2 * v].imshow(attns[-1][k].mean(0)[0, 1:].reshape(g, g), cmap="inferno")
-        axes[k, 2 + 2 * v].imshow(vit.attention_rollout(attns)[k, 0, 1:].reshape(g, g), cmap="inferno")
+        im = overlay(axes[k, 2 * v], show_x[k], attns[-1][k].mean(0)[0, 1:].reshape(g, g), vmax)
+        roll = vit.attention_rollout(attns)[k, 0, 1:].reshape(g, g)
+        overlay(axes[k, 2 * v + 1], show_x[k], roll / roll.sum(), float((roll / roll.sum()).max()))
         if k == 0:
-            axes[k, 1 + 2 * v].set_title(f"{name}\nlast layer", fontsize=8)
-            axes[k, 2 + 2 * v].set_title(f"{name}\nrollout", fontsize=8)
-axes[0, 0].set_title("D1 image", fontsize=8)
-for ax in axes.flat:
-    ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
-fig.tight_layout()
-plots.save(fig, CH, "attention_glad_vs_ft")
-plt.show()
+            axes[k, 2 * v].set_title(f"{name}\nlast layer", fontsize=8)
+            axes[k, 2 * v + 1].set_title(f"{name}\nrollout", fontsize=8)
+fig.colorbar(im, ax=axes, fraction=0.02, label="CLS attention, last layer")
+plots.show(fig, CH, "attention_glad_vs_ft")
 
 # %% [markdown]
 # ## The book's pre-trained ViT
 #
-# The final masked-modelling CL backbone is written with its SHA-256, so that other chapters can load it
-# with `vit.load_weights(path, sha256)`. In the `full` profile this is a ViT-Tiny-sized model at 64 px; in
+# The final masked-modelling CL backbone of the first seed is written with its SHA-256, so that other chapters can
+# load it with `vit.load_weights(path, sha256)`. In the `full` profile this is a ViT-Tiny-sized model at 64 px; in
 # `quick` it is the small model of this run.
 
 # %%
 wpath = config.cache_dir("weights") / f"vit_{CH}_{cfg.profile}.pt"
 sha = vit.save_weights(mim_final, wpath)
 reloaded = vit.load_weights(wpath, sha)
-assert torch.equal(embed(reloaded, show_x), embed(mim_final, show_x))
-print(f"saved {wpath.name}: {wpath.stat().st_size / 1e6:.1f} MB, sha256 {sha}")
+weights_round_trip = torch.equal(embed(reloaded, show_x), embed(mim_final, show_x))
+print(f"saved {wpath.name}: {wpath.stat().st_size / 1e6:.1f} MB, sha256 {sha}; reloaded outputs identical: "
+      f"{weights_round_trip}")
 
 # %% [markdown]
 # ## Claims, checked on the numbers above
-
-# %%
-def gain(rows, probe):  # transfer after the last upstream task minus after the first
-    return mean_tr(rows[-1], probe) - mean_tr(rows[1], probe)
-
-
-R_sup = runs["supervised"]["R"]
-forget_sup = float(np.mean([np.nanmax(R_sup[:, j]) - R_sup[-1, j] for j in range(len(up) - 1)]))
-for name, rows in transfer_along.items():
-    print(f"{name} CL: transfer gain U1 → U{len(up)}: k-NN {gain(rows, 'k-NN') * 100:+.1f} pts, "
-          f"linear {gain(rows, 'linear') * 100:+.1f} pts; over random init: k-NN "
-          f"{(mean_tr(rows[-1], 'k-NN') - mean_tr(rows[0], 'k-NN')) * 100:+.1f} pts")
-print(f"supervised CL upstream forgetting (task-IL): {forget_sup * 100:.1f} pts")
-print("D1 accuracy:", {k: round(v * 100, 1) for k, v in acc_d1.items()})
-keep = {name: float(np.mean([res[n]["linear"] for n in others])) for name, res in transfer_after.items()}
-print("mean linear transfer to the other tasks after fine-tuning on D1:", {k: round(v * 100, 1) for k, v in keep.items()})
-
-# %% [markdown]
-# What is asserted at every scale, with the margins of this run printed beside each:
-# 1. **Supervised CL forgets upstream** (task-IL forgetting of several points) **while its transfer to
-#    unseen tasks does not fall**: after the last task its k-NN transfer is above the random initialisation,
-#    and the mean transfer (k-NN and linear) after the last task is not below that after the first.
-# 2. **Masked-modelling CL transfers better after the last task than after the first** (mean of both probes)
-#    — the paper's claim; at `quick` scale by a small margin (see the text above), in `full` by at least a point.
-# 3. **Joint supervised pre-training bounds supervised CL** on transfer.
-# 4. **GLAD's adaptor-free path is the pre-trained model**, bit for bit.
 #
-# Asserted only in `full` (they do not hold, or not measurably, at `quick` scale; see the text above):
-# GLAD's downstream accuracy is within 3 points of full fine-tuning; GLAD's adaptor-free model transfers at
-# least as well as the fully fine-tuned one.
+# Means over the seeds, each against the learner that lacks what the claim credits:
+# 1. **Supervised CL forgets upstream** (task-IL forgetting, against a learner that would keep every task).
+# 2. **Without a noticeable loss in fine-tuning performance**: fine-tuning on D1 from the backbone after the last
+#    task is not worse than from the backbone after the first.
+# 3. **Joint supervised pre-training transfers better than supervised CL** (the same steps, the stream switched
+#    off).
+# 4. **GLAD's adaptors do something**: GLAD above the same training with its adaptors switched off; and its
+#    adaptor-free path is the pre-trained model bit for bit (a check).
+#
+# **Not reproduced at quick, with the numbers below:** the paper's central claim that supervised CL's transfer
+# *rises* along the stream. At this scale (400 images per upstream task, a 4-block ViT from scratch) the k-NN
+# transfer moves by about a point with a spread as large, up at task 3 and back down by task 5: a rise is not what
+# the data shows. The claim is asserted in `full` (`assert_at_scale`), where each task carries 2,500 images. Recorded
+# as well, not asserted at this scale: masked-modelling CL against the random initialisation (and, in `full`, against
+# joint masked modelling); the rise of the *linear-probe* transfer; GLAD within a few points of full fine-tuning; and
+# the adaptor-free model transferring at least as well as the fully fine-tuned one (the last two asserted in `full`).
 
 # %%
-both = lambda res: (mean_tr(res, "k-NN") + mean_tr(res, "linear")) / 2
-sup_gain = both(transfer_along["supervised"][-1]) - both(transfer_along["supervised"][1])
-mim_gain = both(transfer_along["masked modelling"][-1]) - both(transfer_along["masked modelling"][1])
-sup_vs_init = mean_tr(transfer_along["supervised"][-1], "k-NN") - mean_tr(transfer_along["supervised"][0], "k-NN")
-joint_gap = both(transfer_joint["supervised"]) - both(transfer_along["supervised"][-1]) if "supervised" in transfer_joint else float("nan")
-print(f"1. supervised CL: forgetting {forget_sup * 100:.1f} pts (assert > 4); k-NN transfer vs random init "
-      f"{sup_vs_init * 100:+.1f} pts (assert > +1); mean transfer U{len(up)} − U1 {sup_gain * 100:+.1f} pts (assert > −1)")
-print(f"2. masked-modelling CL: mean transfer U{len(up)} − U1 {mim_gain * 100:+.1f} pts (assert > +0.5; full: > +1)")
-print(f"3. joint supervised − supervised CL, mean transfer: {joint_gap * 100:+.1f} pts (assert > +1)")
-print(f"4. adaptor-free path unchanged: weights {unchanged}, outputs {same_out}")
-glad_gap = acc_d1["GLAD"] - acc_d1["full fine-tuning"]
-keep_gap = keep["pre-trained (= GLAD's adaptor-free path)"] - keep["after full fine-tuning on D1"]
-print(f"full-only: GLAD − full FT on D1 {glad_gap * 100:+.1f} pts (full: > −3); adaptor-free − full-FT backbone, "
-      f"linear transfer to the other tasks {keep_gap * 100:+.1f} pts (full: ≥ 0)")
-
-assert forget_sup > 0.04, "supervised CL should forget its old upstream tasks"
-assert sup_vs_init > 0.01, "supervised CL's features should transfer better than the random initialisation"
-assert sup_gain > -0.01, "supervised CL's transfer should not fall along the stream"
-assert mim_gain > 0.005, "paper: masked-modelling CL's transfer rises along the stream"
-assert "supervised" not in transfer_joint or joint_gap > 0.01, "joint supervised pre-training should transfer better than CL"
-assert unchanged and same_out, "GLAD must leave the adaptor-free path untouched"
-if cfg.assert_at_scale:
-    assert mim_gain > 0.01, "paper: masked-modelling CL's transfer rises along the stream (by a point at full scale)"
-    assert glad_gap > -0.03, "paper: GLAD is competitive with full fine-tuning downstream"
-    assert keep_gap >= 0.0, "paper: GLAD's adaptor-free model keeps more transferability than full fine-tuning"
+R_sups = [r["up"]["supervised"]["R"] for r in runs]
+claims = Claims(cfg)
+claims.claim("supervised CL: task-IL forgetting upstream", [metrics.forgetting(R) for R in R_sups], above=0.04)
+k_sup, k_mim = curve[("supervised", "k-NN")], curve[("masked modelling", "k-NN")]
+claims.claim("supervised CL: k-NN transfer after the last task − after the first", k_sup[:, -1] - k_sup[:, 1],
+             above=0.0, paper="transfer quality rises along the stream", at_scale_only=True)
+claims.claim("supervised CL: k-NN transfer after the last task − random initialisation", k_sup[:, -1] - k_sup[:, 0],
+             above=0.01, at_scale_only=True)
+ft0, ftT = (np.array([r["ft_along"]["supervised"][t] for r in runs]) for t in (0, cfg.n_tasks - 1))
+claims.claim("supervised CL: fine-tuning on D1 from the last backbone − from the first (not degraded)", ftT - ft0,
+             above=-0.03, paper="no noticeable loss in fine-tuning performance")
+claims.claim("joint supervised − supervised CL, k-NN transfer after the last task",
+             np.array([mean_tr(r["transfer_joint"]["supervised"], "k-NN") for r in runs]) - k_sup[:, -1], above=0.0)
+claims.claim("GLAD − GLAD with its adaptors switched off, D1 accuracy", acc_d1["GLAD"] - acc_d1["GLAD, adaptors off"],
+             above=0.005)
+claims.check("GLAD's adaptor-free path is the pre-trained model (weights and outputs identical)", unchanged and same_out)
+claims.check("the saved ViT weights reload to identical outputs", weights_round_trip)
+claims.report("masked-modelling CL: k-NN transfer after the last task − random initialisation", k_mim[:, -1] - k_mim[:, 0],
+              paper="unsupervised CL with masked modelling transfers")
+if "masked modelling" in cfg.joint:  # quick leaves the joint masked-modelling twin out (time); full runs it
+    claims.report("joint masked modelling − masked-modelling CL, k-NN transfer",
+                  np.array([mean_tr(r["transfer_joint"]["masked modelling"], "k-NN") for r in runs]) - k_mim[:, -1])
+l_sup = curve[("supervised", "linear")]
+claims.report("supervised CL: linear-probe transfer after the last task − after the first", l_sup[:, -1] - l_sup[:, 1])
+claims.claim("GLAD − full fine-tuning, D1 accuracy", acc_d1["GLAD"] - acc_d1["full fine-tuning"], above=-0.03,
+             paper="GLAD competitive with full fine-tuning", at_scale_only=True)
+claims.claim("adaptor-free model − fully fine-tuned backbone, linear transfer to the other unseen tasks",
+             keep["pre-trained (= GLAD's adaptor-free path)"] - keep["after full fine-tuning on D1"], above=0.0,
+             paper="GLAD keeps the model transferable", at_scale_only=True)
+claims.done()
 
 # %% [markdown]
 # ## Exercises

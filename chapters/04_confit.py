@@ -76,14 +76,15 @@
 # first batch instead of zero, and the figures.
 
 # %%
-import copy
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, metrics, plots, shift, streams, train
+from cl_lib import backbones, cache, config, data, metrics, parallel, plots, shift, streams, train
+from cl_lib.claims import Claims
 from cl_lib.methods import confit
 
 cfg = config.chapter_config("04_confit")
@@ -129,8 +130,6 @@ for t in stream.tasks:
 
 
 train_sets = [stream.task_data(t, tr, "train") for t in range(T)]
-test_sets = [stream.task_data(t, te, "test") for t in range(T)]
-probe = test_sets[0][0][: cfg.probe_size]  # task-1 test images: the inputs whose shift we follow
 
 # %% [markdown]
 # ## The model
@@ -159,7 +158,7 @@ for p in pairs[:3] + pairs[-2:]:
 # %% [markdown]
 # ## The experiment
 #
-# Two training runs on the same stream, seed and optimiser settings: **naive fine-tuning** (everything trains
+# Two training runs per seed on the same stream and optimiser settings: **naive fine-tuning** (everything trains
 # from the first epoch) and **hierarchical fine-tuning**. Both carry ConFiT's bookkeeping (it does not change
 # training: the trackers only read the conv inputs), so each run is tested after every task under three BN
 # states:
@@ -170,27 +169,36 @@ for p in pairs[:3] + pairs[-2:]:
 #
 # Per-task BN and Xconv BN change only what happens at test time, so the ablation ladder's first three rungs
 # (naive FT; + per-task BN with stale means; + Xconv BN) **are one training run** evaluated three ways, and the
-# fourth rung (+ hierarchical FT = ConFiT) is the second run with Xconv BN. The two remaining combinations
-# (hierarchical FT with shared or stale BN) come for free. The task just trained is always tested with its
-# live statistics, as in the authors' code.
+# fourth rung (+ hierarchical FT = ConFiT) is the second run with Xconv BN. Each rung is the one above it with
+# one mechanism switched on, so each gap isolates one mechanism. The task just trained is always tested with its
+# live statistics, as in the authors' code. Each seed draws its own class order and initial classifier.
 #
 # Both runs use a fresh SGD per task with the same learning rate, momentum and epochs (`book.toml`). The paper
 # uses plain SGD (lr 0.01) for 10 epochs of large data sets; the quick profile has only a few dozen steps per
 # task and adds momentum so that a task is learnt at all. The `full` profile uses the paper's optimiser.
 #
-# After each task we also pass the task-1 probe images through the network with task 1's Xconv-recovered BN
-# (what ConFiT would use to classify them) and keep features at a dozen BN layers, for CKA. After the last task,
-# we measure each BN's mean mismatch on task 1 and each conv's weight change. A run's results are cached,
-# keyed by everything that determines them.
+# The **representational shift** is measured directly, after the last task: for every BN layer, how far the
+# stored (stale) task-1 mean is from the true mean of task-1 inputs under today's weights, and how far the
+# Xconv-recovered one is. The first seed also keeps, after each task, features of the task-1 probe images at a
+# dozen BN layers (for CKA) and, after the last task, the network itself (for the explorer widget). A run's
+# results are cached, keyed by everything that determines them.
 
 # %%
 MODES = ("shared", "stale", "xconv")
+SEEDS = list(range(cfg.seeds))
 step = max(1, len(pairs) // 12)
 probe_pairs = pairs[::step] + ([pairs[-1]] if (len(pairs) - 1) % step else [])
 probe_names = [p.bn_name for p in probe_pairs]
 
 
-def mean_mismatch(cft: confit.ConFiT, net: nn.Module, task: int) -> dict[str, np.ndarray]:
+def seed_stream(s: int) -> tuple[streams.Stream, list, list]:
+    st = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
+                              seed=cfg.seed + s, train_per_class=cfg.train_per_class,
+                              test_per_class=cfg.test_per_class, name="Split Tiny ImageNet", scenario="task")
+    return st, [st.task_data(t, tr, "train") for t in range(T)], [st.task_data(t, te, "test") for t in range(T)]
+
+
+def mean_mismatch(cft: confit.ConFiT, net: nn.Module, task: int, probe: torch.Tensor) -> dict[str, np.ndarray]:
     """Per BN layer: RMS over channels of (mean − true mean)/std on task `task`'s probe, stale vs Xconv."""
     stats = cft.tasks[task]
     with confit.task_bn(net, stats):  # task's γ, β, σ²; true means measured layer by layer (oracle)
@@ -204,11 +212,13 @@ def mean_mismatch(cft: confit.ConFiT, net: nn.Module, task: int) -> dict[str, np
     return {k: np.array(v) for k, v in out.items()}
 
 
-def run(hierarchical: bool) -> dict:
-    """Fine-tune along the stream; test under each BN mode; follow task 1's representation."""
-    train.seed_everything(cfg.seed)
+def run(hierarchical: bool, s: int) -> dict:
+    """Fine-tune along seed s's stream; test under each BN mode; measure the shift of task 1's BN inputs."""
+    st, train_sets, test_sets = seed_stream(s)
+    probe = test_sets[0][0][: cfg.probe_size]  # task-1 test images: the inputs whose shift we follow
+    train.seed_everything(cfg.seed + s)
     b = backbones.create(cfg.backbone)
-    head = nn.Linear(b.num_features, stream.n_classes)
+    head = nn.Linear(b.num_features, st.n_classes)
     net = nn.Sequential(b.model, head).to(cfg.device)
     cft = confit.ConFiT.attach(net, prep(train_sets[0][0][:2]).to(cfg.device), momentum=cfg.tracker_momentum)
     layers = dict(zip(probe_names, (confit.bn_layers(net)[f"0.{n}"] for n in probe_names)))
@@ -220,74 +230,87 @@ def run(hierarchical: bool) -> dict:
         schedule = confit.hierarchical_schedule(net, head, cfg.epochs) if hierarchical else None
         x, y = train_sets[t]
         train.fit(net, x, y, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size,
-                  classes=stream.task_slice(t), transform=prep, seed=cfg.seed + t, device=cfg.device,
+                  classes=st.task_slice(t), transform=prep, seed=cfg.seed + s + t, device=cfg.device,
                   on_epoch=schedule)
         for p in net.parameters():
             p.requires_grad_(True)
         cft.end_task()
-        for mode in MODES:
+        for mode in (MODES if not hierarchical or t == T - 1 else ("xconv",)):  # the ladder's rungs, every row
             for j in range(t + 1):
                 with cft.for_task(j, mode):
-                    R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=stream.task_slice(j),
+                    R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=st.task_slice(j),
                                                    transform=prep, device=cfg.device)
-        with cft.for_task(0, "xconv"):
-            probes.append(shift.capture(net, layers, probe, transform=prep, device=cfg.device))
-        print(f"  {'hierarchical' if hierarchical else 'naive'} FT, after task {t + 1}: "
-              + "; ".join(f"{m} {np.round(R[m][t, :t + 1] * 100, 1)}" for m in MODES), flush=True)
+        if s == SEEDS[0]:
+            with cft.for_task(0, "xconv"):
+                probes.append(shift.capture(net, layers, probe, transform=prep, device=cfg.device))
     change = {n: float((m.weight.detach() - w0[n]).norm() / w0[n].norm())
               for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    return {"R": R, "drift": np.array([1 - shift.layer_cka(probes[0], p) for p in probes]).T,
-            "weight_change": change, "mismatch": mean_mismatch(cft, net, 0),
-            "storage": confit.storage_per_task(cft.tasks[0]),
-            "storage_stale": confit.storage_per_task(cft.tasks[0], recovered_means=False)}
+    out = {"R": R, "weight_change": change, "mismatch": mean_mismatch(cft, net, 0, probe),
+           "storage": confit.storage_per_task(cft.tasks[0]),
+           "storage_stale": confit.storage_per_task(cft.tasks[0], recovered_means=False)}
+    if s == SEEDS[0]:
+        out["drift"] = np.array([1 - shift.layer_cka(probes[0], p) for p in probes]).T
+        out["state"] = {k: v.cpu() for k, v in net.state_dict().items()}
+        out["task1"] = {"bn": cft.tasks[0].bn, "input_mean": cft.tasks[0].input_mean}
+    cft.tracker.remove()
+    return out
 
 
-key = {"chapter": CH, "backbone": pretrained.name, "weights": pretrained.weights, "stream": stream.class_order,
-       "params": cfg.params, "seed": cfg.seed, "device": cfg.device,
-       "code": cache.code_digest(confit, train.fit)}
-results = {}
-for name, hier in (("naive", False), ("hierarchical", True)):
-    results[name] = cache.cached("confit_runs", {**key, "hierarchical": hier}, lambda: run(hier))
+key = {"chapter": CH, "backbone": pretrained.name, "weights": pretrained.weights, "params": cfg.params,
+       "seed": cfg.seed, "device": cfg.device, "data": tr.digest(), "code": cache.code_digest(confit, train.fit)}
+t0 = time.perf_counter()
+jobs = [(name, hier, s) for s in SEEDS for name, hier in (("naive", False), ("hierarchical", True))]
+done = parallel.pmap(lambda job: cache.cached("confit_runs", {**key, "hierarchical": job[1], "run_seed": job[2]},
+                                              lambda: run(job[1], job[2])), jobs)  # one process per core
+results = {"naive": [], "hierarchical": []}
+for (name, _, s), r in zip(jobs, done):
+    results[name].append(r)
+for s in SEEDS:
+    print(f"seed {s}: final accuracy, naive FT {np.mean(results['naive'][s]['R']['shared'][-1]) * 100:.1f} % → "
+          f"ConFiT {np.mean(results['hierarchical'][s]['R']['xconv'][-1]) * 100:.1f} %")
+print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s")
 
 # %% [markdown]
 # ## The ablation ladder
 #
-# The four rungs, on the same stream and seed. Row $i$ of a matrix is the model after task $i$; the entries left
-# of the diagonal are what remains of old tasks.
+# The four rungs. Row $i$ of a matrix is the model after task $i$ (first seed); the entries left of the diagonal
+# are what remains of old tasks. The table below gives every run and BN mode as mean ± std over the seeds.
 
 # %%
-ladder = {"naive FT": results["naive"]["R"]["shared"],
-          "+ per-task BN (stale means)": results["naive"]["R"]["stale"],
-          "+ Xconv BN": results["naive"]["R"]["xconv"],
-          "+ hierarchical FT (ConFiT)": results["hierarchical"]["R"]["xconv"]}
-grid = {(run_, mode): metrics.summary(results[run_]["R"][mode]) for run_ in results for mode in MODES}
-print(f"{'training':14s} {'BN at test':8s}  final ACC  avg inc ACC  forgetting   BWT")
-for (run_, mode), s in grid.items():
-    print(f"{run_:14s} {mode:8s}  {s['average accuracy'] * 100:8.1f}  {s['average incremental accuracy'] * 100:10.1f}"
-          f"  {s['forgetting'] * 100:9.1f}  {s['BWT'] * 100:6.1f}")
+LADDER = {"naive FT": ("naive", "shared"), "+ per-task BN (stale means)": ("naive", "stale"),
+          "+ Xconv BN": ("naive", "xconv"), "+ hierarchical FT (ConFiT)": ("hierarchical", "xconv")}
+grid = {(run_, mode): {"average accuracy": np.array([np.mean(r["R"][mode][-1]) for r in results[run_]]),
+                       "forgetting": np.array([metrics.forgetting(r["R"][mode]) if not np.isnan(r["R"][mode][0, 0])
+                                               else np.nan for r in results[run_]])}
+        for run_ in results for mode in MODES}
+print(f"{'training':14s} {'BN at test':8s}  final ACC (%)      forgetting (points)")
+for (run_, mode), s_ in grid.items():
+    a, f = s_["average accuracy"] * 100, s_["forgetting"] * 100
+    f_text = f"{f.mean():5.1f} ± {f.std():3.1f}" if not np.isnan(f).any() else "  (final row only)"
+    print(f"{run_:14s} {mode:8s}  {a.mean():5.1f} ± {a.std():3.1f}       {f_text}")
 
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
-for ax, (name, R) in zip(axes, ladder.items()):
-    plots.accuracy_matrix(R, ax, f"{name}\nfinal ACC {metrics.average_accuracy(R) * 100:.1f}%", cbar=False)
-    ax.grid(False)
+for ax, (name, (run_, mode)) in zip(axes, LADDER.items()):
+    R = results[run_][0]["R"][mode]
+    plots.accuracy_matrix(R, ax, f"{name}\nfinal ACC {metrics.average_accuracy(R) * 100:.1f}% (seed 0)", cbar=False)
 fig.tight_layout()
 fig.colorbar(axes[-1].collections[0], ax=list(axes), label="accuracy (%)", fraction=0.015, pad=0.01)
 fig.suptitle(f"Task-incremental Split Tiny ImageNet, {T} tasks × {cfg.classes_per_task} classes, "
              f"{cfg.backbone} at {cfg.image_size}px ({cfg.profile} profile)", y=1.04)
-plots.save(fig, CH, "ladder_matrices")
-plt.show()
+plots.show(fig, CH, "ladder_matrices")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-plots.curves({k: R[:, 0] for k, R in ladder.items()}, axes[0], ylabel="accuracy on task 1",
-             xlabel="after training task", title="What remains of task 1")
-plots.curves({k: metrics.seen_accuracy(R) for k, R in ladder.items()}, axes[1],
-             ylabel="mean accuracy on tasks seen", xlabel="after training task", title="Average task-IL accuracy")
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+plots.curves({k: np.array([r["R"][m][:, 0] for r in results[run_]]) for k, (run_, m) in LADDER.items()}, axes[0],
+             ylabel="accuracy on task 1", xlabel="after training task", title="What remains of task 1", legend=False)
+plots.curves({k: np.array([metrics.seen_accuracy(r["R"][m]) for r in results[run_]]) for k, (run_, m) in LADDER.items()},
+             axes[1], ylabel="mean accuracy on tasks seen", xlabel="after training task",
+             title="Average task-IL accuracy")
 for ax in axes:
-    ax.legend(fontsize=8, loc="lower left")
+    ax.set_ylim(0, 100)
+axes[1].legend(fontsize=8, loc="lower left")
 fig.tight_layout()
-plots.save(fig, CH, "ladder_curves")
-plt.show()
+plots.show(fig, CH, "ladder_curves")
 
 # %% [markdown]
 # **Reading the ladder** (quick profile; the numbers are printed above, the pattern is what to look at).
@@ -296,26 +319,30 @@ plt.show()
 # backbone. *Per-task BN with stale means is worse than one shared BN*: restoring task $i$'s old $\mu_i$ under
 # weights that have moved puts every BN off-centre, and the error compounds with depth — storing statistics
 # per task is not enough by itself. *Xconv BN repairs that*: the same stored statistics with recovered means
-# climb back to the level of shared BN or above it (by 0.5 to 3 points in the runs made while writing the
-# chapter, with different seeds). *Hierarchical fine-tuning* lowers forgetting, but here
-# it also lowers the accuracy reached on the current task (in the quick profile 2 of the 5 epochs train the
-# classifier and BN only), and the two nearly cancel in the final accuracy.
+# climb back to about the level of shared BN. *Hierarchical fine-tuning* changes less of what old tasks depend on
+# (next section), but here it also lowers the accuracy reached on the current task (in the quick profile 2 of the
+# 5 epochs train the classifier and BN only), and at this scale the two cancel within the noise of a few hundred
+# test images per task.
 
 # %% [markdown]
 # ## Representational shift, layer by layer
 #
 # **BN mean mismatch on task 1 after the last task.** For each BN we compute the *true* mean of its input on
-# the task-1 probe (test) images under today's weights (an oracle that needs task-1 data: every BN upstream uses its own true
-# mean) and compare it with the stored (stale) mean and the Xconv-recovered one, in units of the BN's standard
-# deviation: $\sqrt{\mathrm{mean}_c\,((\mu_c - \mu^\star_c)/\sigma_c)^2}$.
+# the task-1 probe (test) images under today's weights (an oracle that needs task-1 data: every BN upstream uses
+# its own true mean) and compare it with the stored (stale) mean and the Xconv-recovered one, in units of the BN's
+# standard deviation: $\sqrt{\mathrm{mean}_c\,((\mu_c - \mu^\star_c)/\sigma_c)^2}$. The stale error *is* the
+# intermediate representational shift of the paper's title; the Xconv error is what is left of it after
+# recovery. Lines: mean over seeds; bands: ±1 std.
 
 # %%
 sizes = [p.input_hw[0] for p in pairs]  # each conv's input map size: where borders weigh more
 fig, axes = plt.subplots(1, 2, figsize=(14, 4.4), sharey=True)
 for ax, name in zip(axes, results):
-    mm = results[name]["mismatch"]
-    ax.plot(mm["stale"], marker="o", ms=3, label="stored (stale) mean")
-    ax.plot(mm["xconv"], marker="o", ms=3, label="Xconv-recovered mean")
+    for kind, label in (("stale", "stored (stale) mean"), ("xconv", "Xconv-recovered mean")):
+        mm = np.array([r["mismatch"][kind] for r in results[name]])
+        line, = ax.plot(mm.mean(0), marker="o", ms=3, label=label)
+        ax.fill_between(np.arange(mm.shape[1]), mm.mean(0) - mm.std(0), mm.mean(0) + mm.std(0), alpha=0.25,
+                        color=line.get_color())
     starts = [k for k in range(len(sizes)) if k == 0 or sizes[k] != sizes[k - 1]]
     for n, k in enumerate(starts):
         end = starts[n + 1] if n + 1 < len(starts) else len(sizes)
@@ -328,8 +355,7 @@ for ax, name in zip(axes, results):
     ax.set_title(f"{name} fine-tuning: task-1 BN means after task {T}", pad=16)
     ax.legend(fontsize=9)
 fig.tight_layout()
-plots.save(fig, CH, "bn_mean_mismatch")
-plt.show()
+plots.show(fig, CH, "bn_mean_mismatch")
 
 # %% [markdown]
 # Xconv removes most of the mean error in the first layers (stem to the 16×16 maps), exactly where stale
@@ -339,44 +365,94 @@ plt.show()
 # moved, because the layers below changed in more than their mean (variances are not recovered, and ReLU6
 # passes on more than the centre). The largest errors sit in the projection BNs of the last blocks.
 #
-# **CKA drift of task-1 inputs.** $1-\mathrm{CKA}$ between each probed BN layer's (pooled) features of the
-# task-1 probe images right after task 1 and after each later task, both with task 1's Xconv-recovered BN: the
-# shift that Xconv BN cannot undo because it lives in the weights. Left naive, right hierarchical fine-tuning.
+# **Explore it.** Choose the BN state per third of the network (first seed, naive run, after the last task):
+# the figure shows task 1's test accuracy under that mix and which layers use which statistics. The book shows
+# ConFiT's choice, Xconv everywhere; try stale means in the first third only, or Xconv in the first third only.
 
 # %%
-vmax = max(results[n]["drift"].max() for n in results)
-fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
-for ax, name in zip(axes, results):
-    plots.layer_shift(np.clip(results[name]["drift"], 0, None), ax, layers=probe_names, label="1 − CKA with the model after task 1",
+explore_st, _, explore_test = seed_stream(SEEDS[0])
+explore_net = nn.Sequential(backbones.create(cfg.backbone).model, nn.Linear(pretrained.num_features, explore_st.n_classes))
+explore_net.load_state_dict(results["naive"][0]["state"])
+explore_net.to(cfg.device).eval()
+explore_pairs = confit.find_conv_bn(explore_net, prep(explore_test[0][0][:2]).to(cfg.device))
+task1 = confit.TaskStats(**results["naive"][0]["task1"])
+third = len(explore_pairs) // 3
+groups = {"first third": explore_pairs[:third], "middle third": explore_pairs[third:2 * third],
+          "last third": explore_pairs[2 * third:]}
+
+
+def draw_bn_mix(first: str, middle: str, last: str) -> None:
+    choice = dict(zip(groups, (first, middle, last)))
+    live = confit.snapshot(explore_net)
+    confit.restore(explore_net, task1, [p for g, ps in groups.items() if choice[g] == "xconv" for p in ps])
+    with torch.no_grad():
+        for g, ps in groups.items():
+            if choice[g] == "shared":  # today's statistics for these layers
+                for p in ps:
+                    for k in confit.BN_KEYS:
+                        getattr(p.bn, k).copy_(live.bn[p.bn_name][k])
+    acc = train.accuracy(explore_net, *explore_test[0], classes=explore_st.task_slice(0), transform=prep,
+                         device=cfg.device)
+    confit.restore(explore_net, live)
+    colors = {"shared": "C7", "stale": "C3", "xconv": "C2"}
+    fig, ax = plt.subplots(figsize=(12, 2.6))
+    for i, (g, ps) in enumerate(groups.items()):
+        start = sum(len(q) for q in list(groups.values())[:i])
+        ax.barh(0, len(ps), left=start, color=colors[choice[g]], edgecolor="w", label=f"{g}: {choice[g]}")
+    ax.set(xlim=(0, len(explore_pairs)), yticks=[], xlabel="BN layer (input → output)",
+           title=f"Task 1 after task {T} with this BN mix: test accuracy {acc * 100:.1f} %")
+    ax.legend(ncol=3, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.45))
+    ax.grid(False)
+    plots.show(fig, CH, "bn_mode_explorer")
+
+
+plots.controls(draw_bn_mix, {g: list(MODES) for g in ("first", "middle", "last")},
+               {"first": "xconv", "middle": "xconv", "last": "xconv"},
+               labels={"first": "first third", "middle": "middle third", "last": "last third"})
+
+# %% [markdown]
+# **CKA drift of task-1 inputs** (first seed). $1-\mathrm{CKA}$ between each probed BN layer's (pooled) features
+# of the task-1 probe images right after task 1 and after each later task, both with task 1's Xconv-recovered
+# BN: the shift that Xconv BN cannot undo because it lives in the weights. Left naive, middle hierarchical
+# fine-tuning, right their difference (naive − hierarchical: positive where hierarchical FT shifted less).
+
+# %%
+d_naive, d_hier = (np.clip(results[n][0]["drift"], 0, None) for n in ("naive", "hierarchical"))
+vmax = max(d_naive.max(), d_hier.max())
+fig, axes = plt.subplots(1, 3, figsize=(19, 5.2))
+for ax, (name, d) in zip(axes, (("naive", d_naive), ("hierarchical", d_hier))):
+    plots.layer_shift(d, ax, layers=probe_names, label="1 − CKA with the model after task 1",
                       title=f"{name} fine-tuning")
     ax.collections[0].set_clim(0, vmax)
-fig.suptitle("Representational shift of task-1 inputs along the stream (task 1's Xconv BN)")
+diff = d_naive - d_hier
+span = max(float(np.abs(diff).max()), 1e-3)
+plots.layer_shift(diff, axes[2], layers=probe_names, label="naive − hierarchical (1 − CKA)", cmap="RdBu",
+                  title="difference")
+axes[2].collections[0].set_clim(-span, span)
+fig.suptitle("Representational shift of task-1 inputs along the stream (task 1's Xconv BN), seed 0")
 fig.tight_layout()
-plots.save(fig, CH, "cka_drift")
-plt.show()
+plots.show(fig, CH, "cka_drift")
 
 # %% [markdown]
 # The shift concentrates in the projection (linear bottleneck) BNs of the inverted-residual blocks and in the
 # last stages; the first stages barely move. Hierarchical fine-tuning moves the weights clearly less (next
-# figure), yet the CKA drift of task-1 inputs differs little between the two panels — in the runs made while
-# writing, its mean over layers was lower with one seed and higher with another. The head-first start removes
-# the phase of random gradients from a fresh classifier, not the shift that learning a new task needs; and a
-# smaller weight change does not translate one-to-one into a smaller change of the representation's geometry.
+# figure), and the difference panel shows where that reaches the representation's geometry: read its sign layer
+# by layer rather than its average. The head-first start removes the phase of random gradients from a fresh
+# classifier, not the shift that learning a new task needs.
 #
 # **How far the convolutions moved.** Relative change $\lVert W_T - W_0\rVert / \lVert W_0 \rVert$ of every conv
-# from the pretrained weights to the end of the stream.
+# from the pretrained weights to the end of the stream (mean over seeds).
 
 # %%
 fig, ax = plt.subplots(figsize=(12, 3.8))
 for name in results:
-    wc = results[name]["weight_change"]
-    ax.plot(list(wc.values()), marker="o", ms=3, label=f"{name} fine-tuning")
+    wc = np.array([list(r["weight_change"].values()) for r in results[name]])
+    ax.plot(wc.mean(0), marker="o", ms=3, label=f"{name} fine-tuning")
 ax.set(xlabel="conv layer (input → output)", ylabel="relative weight change", yscale="log",
-       title=f"Conv weight change after {T} tasks")
+       title=f"Conv weight change after {T} tasks, mean over {len(SEEDS)} seeds")
 ax.legend(fontsize=9)
 fig.tight_layout()
-plots.save(fig, CH, "weight_change")
-plt.show()
+plots.show(fig, CH, "weight_change")
 
 # %% [markdown]
 # ## Storage per task
@@ -399,8 +475,8 @@ def storage_of(model: nn.Module, n_classes: int, feat_dim: int) -> tuple[int, in
 
 
 resnet = backbones.create("resnet18.tv_in1k", pretrained=False)
-storage = {f"{cfg.backbone} (this chapter)": (results["hierarchical"]["storage"],
-                                              results["hierarchical"]["storage_stale"], n_params),
+storage = {f"{cfg.backbone} (this chapter)": (results["hierarchical"][0]["storage"],
+                                              results["hierarchical"][0]["storage_stale"], n_params),
            "resnet18 (the paper's)": storage_of(resnet.model, stream.n_classes, resnet.num_features)}
 for name, (st, st_stale, n) in storage.items():
     print(f"{name:36s}: {n:>10,} parameters; ConFiT {st:>7,} floats/task = {st / n * 100:.2f} %; "
@@ -415,8 +491,7 @@ ax.invert_yaxis()
 ax.set(xlabel="floats stored per task (% of the model's parameters)", title="Storage per task")
 ax.legend(fontsize=9)
 fig.tight_layout()
-plots.save(fig, CH, "storage")
-plt.show()
+plots.show(fig, CH, "storage")
 
 # %% [markdown]
 # For ResNet-18 the count is the paper's: about 21 k floats, 0.2 % of the network per task. EfficientNet-Lite0
@@ -428,18 +503,21 @@ plt.show()
 # %% [markdown]
 # ## Claims, checked on the numbers above
 #
-# 1. **Xconv recovers the means where its assumptions hold**: in the first third of the BN layers, the
-#    recovered task-1 means are much closer to the true ones than the stale means (summed error ratio below
-#    0.6 in both runs). In the middle and last thirds the ratio is about 1 at 64 px — Xconv is no better than
-#    stale there (see above). That part of the paper's picture does not hold at this scale and is not asserted.
-# 2. **Xconv BN beats per-task BN with stale means** by a wide margin in both runs.
-# 3. **Hierarchical fine-tuning moves the convolutions less** — in (nearly) every layer — **and forgets less**.
-# 4. **The paper's headline, ConFiT above naive fine-tuning, does not hold measurably in the quick profile**:
-#    in three runs made while writing (two seeds, 4 or 5 tasks) ConFiT ended +0.8 to +2.1 points above naive
-#    fine-tuning — always positive, but each within the noise of a few hundred test images per task — because
-#    hierarchical FT trades accuracy on the current task for less forgetting. It is asserted only in the
-#    `full` profile (untested here: it needs a GPU). The reduction of forgetting (claim 3) held in all three
-#    runs, by 0.9 to 5.3 points.
+# Means over the seeds; each gap is between two rungs of the ladder, so it isolates one mechanism:
+# 1. **Xconv recovers the means where its assumptions hold** (mechanism: recovery by cross-convolution): in the
+#    first third of the BN layers the recovered task-1 means are much closer to the true ones than the stale
+#    means. (In the last third the ratio is about 1 at 64 px: not asserted, see above.)
+# 2. **Xconv BN beats per-task BN with stale means** (the same stored statistics, recovery switched off).
+# 3. **Hierarchical fine-tuning alleviates the intermediate representational shift**, measured directly: the
+#    stale task-1 BN means are further from the true ones after naive fine-tuning than after hierarchical
+#    fine-tuning. (Positive on average in every setting tried while writing, but noisy: a few seeds of a hundred
+#    probe images.)
+#
+# Recorded, not asserted: **Xconv BN at least as good as one shared BN**, **hierarchical fine-tuning forgets
+# less**, and the paper's headline, **ConFiT above naive fine-tuning**. At the quick scale each lands within the
+# spread over seeds, and their sign changed between the settings we tried: they are not established here.
+# Hierarchical fine-tuning trades accuracy on the current task (two of five epochs train only the classifier and
+# BN) for less shift, and the two nearly cancel.
 
 # %%
 def third_ratios(mm: dict[str, np.ndarray]) -> list[float]:
@@ -449,39 +527,31 @@ def third_ratios(mm: dict[str, np.ndarray]) -> list[float]:
     return [float(mm["xconv"][p].sum() / mm["stale"][p].sum()) for p in parts]
 
 
-ratios = {name: third_ratios(results[name]["mismatch"]) for name in results}
-acc = {k: metrics.average_accuracy(R) for k, R in ladder.items()}
-xconv_gain = {name: grid[(name, "xconv")]["average accuracy"] - grid[(name, "stale")]["average accuracy"]
-              for name in results}
-wc_naive = np.array(list(results["naive"]["weight_change"].values()))
-wc_hier = np.array(list(results["hierarchical"]["weight_change"].values()))
-gain = acc["+ hierarchical FT (ConFiT)"] - acc["naive FT"]
-for name, r in ratios.items():
-    print(f"{name:12s} FT: Xconv/stale mean error, first/middle/last third of the BN layers: "
-          + " / ".join(f"{v:.2f}" for v in r))
-steps = list(acc)
-for a_, b_ in zip(steps, steps[1:]):
-    print(f"{b_:30s} vs {a_:30s}: {(acc[b_] - acc[a_]) * 100:+.1f} points final ACC")
-print("Xconv BN − per-task BN with stale means:", {k: f"{v * 100:+.1f} points" for k, v in xconv_gain.items()})
-print(f"conv weight change, hierarchical / naive: median ratio {np.median(wc_hier / wc_naive):.2f}, "
-      f"smaller in {np.mean(wc_hier < wc_naive) * 100:.0f}% of {len(wc_hier)} convs")
-f_naive, f_hier = grid[("naive", "xconv")]["forgetting"], grid[("hierarchical", "xconv")]["forgetting"]
-diag = {name: float(np.mean(np.diag(results[name]["R"]["xconv"]))) for name in results}
-print(f"forgetting (Xconv BN): naive {f_naive * 100:.1f}, hierarchical {f_hier * 100:.1f} points; accuracy on the "
-      f"current task: naive {diag['naive'] * 100:.1f}, hierarchical {diag['hierarchical'] * 100:.1f} %")
-print("mean CKA drift over probed layers after the last task:",
-      {name: round(float(results[name]["drift"][:, -1].mean()), 3) for name in results})
-print(f"ConFiT − naive FT: {gain * 100:+.1f} points final ACC ({acc['+ hierarchical FT (ConFiT)'] * 100:.1f} vs "
-      f"{acc['naive FT'] * 100:.1f}); {len(test_sets[0][1])} test images per task")
-
-for name, r in ratios.items():
-    assert r[0] < 0.6, f"{name}: Xconv should remove most of the mean error in the first layers"
-    assert xconv_gain[name] > 0.03, f"{name}: Xconv BN should beat per-task BN with stale means"
-assert np.mean(wc_hier < wc_naive) >= 0.9, "hierarchical FT should move (nearly) every conv less"
-assert np.median(wc_hier / wc_naive) < 0.9, "hierarchical FT should move the convs clearly less"
-assert f_hier < f_naive, "hierarchical FT should forget less (Xconv BN in both runs)"
-if cfg.assert_at_scale:  # the paper's headline, at paper-like scale
-    assert gain > 0.03, "ConFiT should end clearly above naive fine-tuning"
+final = {name: grid[LADDER[name]]["average accuracy"] for name in LADDER}
+claims = Claims(cfg)
+for name in results:
+    claims.claim(f"{name} FT: Xconv error / stale error of the task-1 BN means, first third of the BN layers",
+                 [third_ratios(r["mismatch"])[0] for r in results[name]], below=0.6)
+claims.claim("Xconv BN − per-task BN with stale means, final ACC (naive FT)",
+             final["+ Xconv BN"] - final["+ per-task BN (stale means)"], above=0.03,
+             paper="Xconv recovers most of per-task BN's loss (ablation table)")
+claims.claim("Xconv BN − shared BN, final ACC (naive FT)", final["+ Xconv BN"] - final["naive FT"], above=0.0,
+             paper="Xconv BN ≥ BN shared across tasks", at_scale_only=True,
+             detail="within the spread over seeds at the quick scale (two settings tried while writing: −1.0 ± 2.2 "
+                    "and +2.1 ± 3.3 points)")
+claims.claim("Stale task-1 BN mean error (mean over BN layers): naive − hierarchical FT",
+             [a["mismatch"]["stale"].mean() - b["mismatch"]["stale"].mean()
+              for a, b in zip(results["naive"], results["hierarchical"])], above=0.0,
+             paper="hierarchical fine-tuning alleviates the representational shift")
+claims.report("Forgetting with Xconv BN: naive − hierarchical FT",
+              grid[("naive", "xconv")]["forgetting"] - grid[("hierarchical", "xconv")]["forgetting"],
+              paper="hierarchical fine-tuning forgets less",
+              detail="its sign changed between settings tried while writing (+4.2 ± 2.0 and −3.1 ± 2.6 points)")
+claims.claim("ConFiT − naive fine-tuning, final ACC", final["+ hierarchical FT (ConFiT)"] - final["naive FT"],
+             above=0.03, paper="+3 to +10 points (Table 1)", at_scale_only=True,
+             detail="within the spread over seeds at the quick scale (two settings tried while writing: +0.7 ± 2.8 "
+                    "and +2.8 ± 2.6 points)")
+claims.done()
 
 # %% [markdown]
 # ## Exercises

@@ -1,7 +1,10 @@
 """The book's configuration: `book.toml`, the active profile, and where things live on disk.
 
 One switch selects the scale of every chapter: ``CL_BOOK_PROFILE`` (``quick`` or ``full``).
-Without it the book runs ``full`` when a CUDA device is present and ``quick`` otherwise.
+Without it the book runs ``full`` when a CUDA device is present and ``quick`` otherwise. ``CL_BOOK_SMOKE=1``
+on top of ``full`` runs every shape and code path of ``full`` with data, epochs and steps capped by each
+chapter's ``[profiles.full.<chapter>.smoke]`` table (CI's check that ``full`` runs); its claims cells compute
+everything and skip only the paper asserts.
 """
 from __future__ import annotations
 
@@ -70,6 +73,47 @@ def active_profile() -> str:
     return name
 
 
+def _flag(var: str) -> bool:
+    return os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def smoke() -> bool:
+    """Whether this is a smoke run (``CL_BOOK_SMOKE``): full shapes, capped data, epochs and steps."""
+    return _flag("CL_BOOK_SMOKE")
+
+
+def static() -> bool:
+    """Whether no one is watching (``CL_BOOK_STATIC``: tests, the book build): widgets draw plain images."""
+    return _flag("CL_BOOK_STATIC")
+
+
+def chapter_settings(chapter: str, profile: str | None = None, smoke_run: bool | None = None) -> dict[str, Any]:
+    """A chapter's settings in a profile, with the smoke caps applied in a smoke run (no printing)."""
+    book = load_book()
+    profile = profile or active_profile()
+    smoke_run = smoke() if smoke_run is None else smoke_run
+    if profile not in book.get("profiles", {}):
+        raise ConfigError(f"Unknown profile {profile!r}. Valid profiles: {', '.join(profiles())}.")
+    known = [Path(c["file"]).stem for c in chapters()]
+    table = book["profiles"][profile]
+    if chapter not in known or chapter not in table:
+        raise ConfigError(
+            f"Unknown chapter {chapter!r}. Chapters in book.toml: {', '.join(known)}. "
+            f"A new chapter needs a [[chapters]] entry and a [profiles.<profile>.{chapter}] table."
+        )
+    params = dict(table[chapter])
+    caps = params.pop("smoke", None)
+    if smoke_run:
+        if caps is None:
+            raise ConfigError(f"CL_BOOK_SMOKE is set but [profiles.{profile}.{chapter}.smoke] does not exist; the smoke "
+                              f"run is defined for the full profile: set CL_BOOK_PROFILE=full, or unset CL_BOOK_SMOKE.")
+        unknown = sorted(set(caps) - set(params))
+        if unknown:
+            raise ConfigError(f"[profiles.{profile}.{chapter}.smoke] caps {unknown}, which the profile does not set.")
+        params.update(caps)
+    return params
+
+
 def device() -> str:
     """`cuda` when available, else `cpu`."""
     return "cuda" if cuda_available() else "cpu"
@@ -84,6 +128,7 @@ class ChapterConfig:
     params: dict[str, Any]
     seed: int = 0
     device: str = "cpu"
+    smoke: bool = False
     started: float = field(default_factory=time.perf_counter)
 
     def __getattr__(self, key: str) -> Any:
@@ -95,44 +140,58 @@ class ChapterConfig:
             f"{self.__dict__.get('profile')!r}; book.toml defines: {', '.join(sorted(params))}"
         )
 
+    @property
+    def assert_claims(self) -> bool:
+        """Whether the paper's claims are asserted: always, except in a smoke run (capped data prove nothing)."""
+        return not self.smoke
+
     def elapsed(self) -> float:
         """Seconds since the chapter loaded its configuration."""
         return time.perf_counter() - self.started
 
     def report(self) -> str:
         """The line every chapter prints at its end: profile and runtime."""
-        return f"[{self.chapter}] profile={self.profile} device={self.device} runtime={self.elapsed():.1f} s"
+        return (f"[{self.chapter}] profile={self.profile}{' (smoke)' if self.smoke else ''} device={self.device} "
+                f"runtime={self.elapsed():.1f} s")
 
 
 def chapter_config(chapter: str, profile: str | None = None) -> ChapterConfig:
-    """Settings of `chapter` (its file stem, e.g. ``00_setting``) in the active or given profile."""
+    """Settings of `chapter` (its file stem, e.g. ``00_setting``) in the active or given profile; prints the
+    profile (and, for an unverified profile, that it has not yet been run where it is meant to run)."""
     book = load_book()
     profile = profile or active_profile()
-    if profile not in book.get("profiles", {}):
-        raise ConfigError(f"Unknown profile {profile!r}. Valid profiles: {', '.join(profiles())}.")
-    known = [Path(c["file"]).stem for c in chapters()]
+    params = chapter_settings(chapter, profile)
     table = book["profiles"][profile]
-    if chapter not in known or chapter not in table:
-        raise ConfigError(
-            f"Unknown chapter {chapter!r}. Chapters in book.toml: {', '.join(known)}. "
-            f"A new chapter needs a [[chapters]] entry and a [profiles.<profile>.{chapter}] table."
-        )
-    cfg = ChapterConfig(chapter=chapter, profile=profile, params=dict(table[chapter]),
-                        seed=int(book.get("book", {}).get("seed", 0)), device=device())
-    print(f"[{chapter}] profile={profile} ({table.get('description', '')}) device={cfg.device}")
+    cfg = ChapterConfig(chapter=chapter, profile=profile, params=params, seed=int(book.get("book", {}).get("seed", 0)),
+                        device=device(), smoke=smoke())
+    notes = [table.get("description", "")]
+    if smoke():
+        notes.append("SMOKE RUN: every shape of this profile, data, epochs and steps capped; paper asserts skipped")
+    if table.get("verified") is False:
+        notes.append("UNVERIFIED: no run of this profile on its intended hardware has been recorded yet")
+    print(f"[{chapter}] profile={profile} ({'; '.join(n for n in notes if n)}) device={cfg.device}")
     return cfg
 
 
 def cache_dir(*parts: str) -> Path:
     """A folder in the book's cache (``CL_BOOK_CACHE``, default `data/cache/`), created on demand."""
-    base = Path(os.environ.get("CL_BOOK_CACHE", ROOT / "data" / "cache"))
+    base = Path(os.environ.get("CL_BOOK_CACHE", ROOT / "data" / "cache")).expanduser()
     path = base.joinpath(*parts)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"The cache folder {path} cannot be created: {base} or a folder in it is a file. Point "
+                          f"CL_BOOK_CACHE at a folder (or unset it to use data/cache/).") from None
+    return path
+
+
+def build_dir(*parts: str) -> Path:
+    """A folder under the build output (``CL_BOOK_BUILD``, default `_build/`), created on demand."""
+    path = Path(os.environ.get("CL_BOOK_BUILD", ROOT / "_build")).expanduser().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def figure_dir(chapter: str) -> Path:
     """Where a chapter saves its figures as PNG (`_build/figures/<chapter>/`)."""
-    path = Path(os.environ.get("CL_BOOK_BUILD", ROOT / "_build")) / "figures" / chapter
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return build_dir("figures", chapter)

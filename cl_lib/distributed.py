@@ -23,19 +23,27 @@ def main(argv: Sequence[str] | None = None) -> None:
                                             "and Banking77; under torchrun, one process per contributor slot.")
     p.add_argument("--datasets", default=None, help="comma-separated seen data sets (default: 8 CLINC150 domains)")
     p.add_argument("--out", default="fused_body.pt")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="run the contributors where the chapter runs them (cuda: one GPU per process with NCCL if there "
+                        "are enough GPUs, else every process on GPU 0 with gloo)")
     for flag, default in [("iterations", 1), ("contributors", 4), ("layer", 4), ("train-per-class", 10),
                           ("epochs", 2), ("batch-size", 32), ("lr-body", 1e-4), ("lr-head", 1e-2), ("seed", 0)]:
         p.add_argument(f"--{flag}", type=type(default), default=default)
     args = p.parse_args(argv)
     datasets = args.datasets.split(",") if args.datasets else text.intent_datasets()[:8]
 
-    distributed, device = "WORLD_SIZE" in os.environ, "cpu"
+    distributed, device, backend = "WORLD_SIZE" in os.environ, args.device, "gloo"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for, but this machine has no CUDA device; use --device cpu.")
     if distributed:
         import torch.distributed as dist
-        if torch.cuda.device_count() >= int(os.environ["LOCAL_WORLD_SIZE"]):  # NCCL, one GPU per process
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        if args.device == "cuda":
+            if torch.cuda.device_count() >= int(os.environ["LOCAL_WORLD_SIZE"]):  # one GPU per process: NCCL
+                device, backend = f"cuda:{int(os.environ['LOCAL_RANK'])}", "nccl"
+            else:  # NCCL refuses two processes on one GPU; gloo all-reduces CUDA tensors too
+                device = "cuda:0"
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend)
     backbone = backbones.create("all-MiniLM-L6-v2")
     body = text.UpperLayers(backbone, args.layer).to(device)
     cfg = cold_fusion.FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr_body=args.lr_body,

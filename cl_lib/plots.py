@@ -39,25 +39,32 @@ def accuracy_matrix(R: np.ndarray, ax: plt.Axes, title: str = "", names: Sequenc
     ax.set_xlabel("evaluated on task")
     ax.set_ylabel("after training task")
     ax.set_title(title)
+    ax.grid(False)
     return ax
 
 
-def curves(series: Mapping[str, Sequence[float]], ax: plt.Axes, *, ylabel: str, xlabel: str = "tasks seen",
-           title: str = "", percent: bool = True, x: Sequence[float] | None = None,
-           styles: Mapping[str, dict] | None = None) -> plt.Axes:
-    """Metric-vs-task lines, one per learner (values in [0, 1] drawn as percent when `percent`)."""
+def curves(series: Mapping[str, Sequence[float] | np.ndarray], ax: plt.Axes, *, ylabel: str,
+           xlabel: str = "tasks seen", title: str = "", percent: bool = True, x: Sequence[float] | None = None,
+           styles: Mapping[str, dict] | None = None, legend: bool = True) -> plt.Axes:
+    """Metric-vs-task lines, one per learner (values in [0, 1] drawn as percent when `percent`). A series given
+    as a 2-D array (seeds × steps) is drawn as its mean with ±1 std error bars over the seeds."""
     for i, (label, ys) in enumerate(series.items()):
         ys = np.asarray(ys, dtype=float) * (100 if percent else 1)
-        xs = np.arange(1, len(ys) + 1) if x is None else np.asarray(x)
+        mean, std = (ys.mean(0), ys.std(0)) if ys.ndim == 2 else (ys, None)
+        xs = np.arange(1, len(mean) + 1) if x is None else np.asarray(x)
         kw = {"marker": "o", "color": sns.color_palette(PALETTE)[i % 10]}
         kw.update((styles or {}).get(label, {}))
-        ax.plot(xs, ys, label=label, **kw)
+        if std is not None and len(ys) > 1:
+            ax.errorbar(xs, mean, yerr=std, capsize=3, label=f"{label} (mean ± std, {len(ys)} seeds)", **kw)
+        else:
+            ax.plot(xs, mean, label=label, **kw)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel + (" (%)" if percent else ""))
     if x is None:
-        ax.set_xticks(np.arange(1, max(len(v) for v in series.values()) + 1))
+        ax.set_xticks(np.arange(1, max(np.asarray(v).shape[-1] for v in series.values()) + 1))
     ax.set_title(title)
-    ax.legend(frameon=True, fontsize=9)
+    if legend:
+        ax.legend(frameon=True, fontsize=9)
     return ax
 
 
@@ -71,7 +78,18 @@ def layer_shift(values: np.ndarray, ax: plt.Axes, *, layers: Sequence[str], titl
     ax.set_xlabel("after training task")
     ax.set_ylabel("layer (input → output)")
     ax.set_title(title)
+    ax.grid(False)
     return ax
+
+
+def alt_text(fig: plt.Figure) -> str:
+    """A figure's alt text: its title and the titles and axis labels of its panels."""
+    parts = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) is not None else []
+    for ax in fig.axes:
+        bits = [ax.get_title(), f"{ax.get_ylabel()} against {ax.get_xlabel()}" if ax.get_xlabel() and ax.get_ylabel() else ""]
+        parts.append(" — ".join(b for b in bits if b))
+    text = "; ".join(p for p in parts if p)
+    return text[:600] or "figure"
 
 
 def save(fig: plt.Figure, chapter: str, name: str) -> str:
@@ -84,29 +102,60 @@ def save(fig: plt.Figure, chapter: str, name: str) -> str:
         return path.name
 
 
+def show(fig: plt.Figure, chapter: str, name: str, alt: str | None = None) -> None:
+    """Save `fig` (see `save`) and display exactly that PNG, with alt text, then close it: the notebook, the book
+    and `_build/figures` show the same image."""
+    import base64
+
+    from IPython.display import display
+
+    path = config.figure_dir(chapter) / f"{name}.png"
+    save(fig, chapter, name)
+    alt = alt or alt_text(fig)
+    plt.close(fig)
+    display({"image/png": base64.b64encode(path.read_bytes()).decode(), "text/plain": f"<figure {name}: {alt[:80]}>"},
+            raw=True, metadata={"image/png": {"alt": alt}})
+
+
 def task_slider(draw: Callable[[int], None], n_tasks: int, default: int | None = None,
                 description: str = "after task") -> None:
-    """An ipywidgets slider over tasks (1-based) calling `draw(t)` with t 0-based.
+    """A slider over tasks (1-based) calling `draw(t)` with t 0-based; `draw` ends with `plots.show`.
 
-    The default (the last task unless given) is drawn at once, so a headless run renders the same figure.
-    """
+    The default (the last task unless given) is drawn at once. In a static run (tests, the book build) only the
+    default is drawn, as a plain image: no widget state that a static page could not show."""
+    default = n_tasks - 1 if default is None else default
+    controls(lambda t: draw(t - 1), {"t": (1, n_tasks)}, {"t": default + 1}, labels={"t": description})
+
+
+def controls(draw: Callable[..., None], options: Mapping[str, Sequence | tuple], defaults: Mapping[str, object],
+             labels: Mapping[str, str] | None = None) -> None:
+    """Widgets for the knobs of a figure: `options` maps each argument of `draw` to a (min, max) integer range or a
+    list of choices; `defaults` is what a static run draws (once, as a plain image). Redraws on release."""
+    if config.static():
+        draw(**defaults)
+        return
     import ipywidgets as widgets
     from IPython.display import display
 
-    default = n_tasks - 1 if default is None else default
+    boxes = {}
+    for key, opt in options.items():
+        desc = (labels or {}).get(key, key)
+        if isinstance(opt, tuple) and len(opt) == 2 and all(isinstance(v, int) for v in opt):
+            boxes[key] = widgets.IntSlider(value=defaults[key], min=opt[0], max=opt[1], step=1, description=desc,
+                                           continuous_update=False)
+        else:
+            boxes[key] = widgets.Dropdown(options=list(opt), value=defaults[key], description=desc)
     out = widgets.Output()
-    slider = widgets.IntSlider(value=default + 1, min=1, max=n_tasks, step=1, description=description,
-                               continuous_update=False)
 
-    def show(change=None) -> None:
+    def redraw(change=None) -> None:
         with out:
             out.clear_output(wait=True)
-            draw(slider.value - 1)
-            plt.show()
+            draw(**{k: b.value for k, b in boxes.items()})
 
-    slider.observe(show, names="value")
-    display(widgets.VBox([slider, out]))
-    show()
+    for b in boxes.values():
+        b.observe(redraw, names="value")
+    display(widgets.VBox([widgets.HBox(list(boxes.values())), out]))
+    redraw()
 
 
 def show_code(*objs) -> None:

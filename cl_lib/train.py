@@ -16,9 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import config
 from .streams import Stream
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def progress(iterable, desc: str = "", total: int | None = None):
+    """The iterable with a progress bar (in a notebook, a widget) while someone watches; silent in a static run
+    (tests, the book build), where a bar would only add noise to the page."""
+    if config.static():
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
 def seed_everything(seed: int) -> torch.Generator:

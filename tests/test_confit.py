@@ -169,7 +169,8 @@ def test_true_bn_means_are_batch_means_and_leave_model_unchanged():
 
 
 @pytest.mark.parametrize("epochs, expected", [(10, [0, 0, 1, 1, 1, 2, 2, 2, 2, 2]), (5, [0, 1, 2, 2, 2]),
-                                              (2, [1, 2]), (1, [2])])
+                                              (4, [0, 0, 2, 2]), (3, [0, 2, 2]), (2, [0, 2]), (1, [0]),
+                                              (7, [0, 1, 1, 2, 2, 2, 2])])
 def test_stage_boundaries(epochs, expected):
     assert [confit.stage(e, epochs) for e in range(epochs)] == expected
 

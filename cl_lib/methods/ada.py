@@ -198,12 +198,25 @@ class ADAResult:
     pool: list[AdapterSet] = field(default_factory=list)
 
 
+def keep_old(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
+             new_head: nn.Linear, x: Hidden, **_) -> AdapterSet:
+    """Distillation switched off, one way (chapter 3's ablation): the slot keeps its old adapter."""
+    return old
+
+
+def take_new(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
+             new_head: nn.Linear, x: Hidden, **_) -> AdapterSet:
+    """Distillation switched off, the other way: the slot takes the new task's adapter."""
+    return new
+
+
 def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]], test: Sequence[tuple[Hidden, torch.Tensor]],
             adapters: Sequence[AdapterSet], heads: Sequence[nn.Linear], *, K: int, selection: str = "transrate",
-            epochs: int, lr: float, batch_size: int = 32, seed: int = 0) -> ADAResult:
+            epochs: int, lr: float, batch_size: int = 32, seed: int = 0,
+            merge: Callable[..., AdapterSet] = distil) -> ADAResult:
     """ADA over a stream, given each task's freshly trained adapter and head (step 1, shared with the
     one-adapter-per-task baseline): a pool of at most K adapters; when full, the slot with the best score
-    is replaced by the distillation of its adapter and the new one."""
+    is replaced by the `merge` (ADA: the distillation) of its adapter and the new one."""
     if K < 1:
         raise ValueError(f"The pool needs room for at least one adapter (K={K}).")
     T, rng = len(train), np.random.default_rng(seed)
@@ -219,8 +232,8 @@ def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]
             heads_of = [[heads[j] for j in range(t) if slot_of[j] == k] for k in range(K)]
             scores = slot_scores(selection, encoder, pool, heads_of, x, y, rng)
             slot = int(np.argmax(scores))
-            pool[slot] = distil(encoder, pool[slot], heads_of[slot], adapters[t], heads[t], x, epochs=epochs, lr=lr,
-                                batch_size=batch_size, seed=seed + t)
+            pool[slot] = merge(encoder, pool[slot], heads_of[slot], adapters[t], heads[t], x, epochs=epochs, lr=lr,
+                               batch_size=batch_size, seed=seed + t)
             version[slot] += 1
         slot_of.append(slot)
         for j in range(t + 1):

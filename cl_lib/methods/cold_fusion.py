@@ -134,6 +134,21 @@ def fuse_in_process(shared: State, body: nn.Module, chosen: list[str], load: Loa
     return average_bodies(states)
 
 
+def fuse_sequential(shared: State, body: nn.Module, chosen: list[str], load: Loader, cfg: FitConfig,
+                    iteration: int, seed: int, device: str = "cpu") -> State:
+    """Averaging switched off (chapter 5's baseline): the chosen contributors fine-tune one after another, each
+    from the body the previous one left; the same data and steps as `fuse_in_process`, no average."""
+    for name in chosen:
+        shared = local_update(shared, body, load(name), cfg, contributor_seed(seed, iteration, name), device)
+    return shared
+
+
+def fuse_one(shared: State, body: nn.Module, chosen: list[str], load: Loader, cfg: FitConfig,
+             iteration: int, seed: int, device: str = "cpu") -> State:
+    """Averaging switched off the other way (chapter 5's ablation): the repository keeps one contributor's body."""
+    return local_update(shared, body, load(chosen[0]), cfg, contributor_seed(seed, iteration, chosen[0]), device)
+
+
 def fuse_distributed(shared: State, body: nn.Module, chosen: list[str], load: Loader, cfg: FitConfig,
                      iteration: int, seed: int, device: str = "cpu") -> State:
     """One iteration on the distributed engine: rank r runs contributors r, r+W, ...; all_reduce(SUM) / m."""

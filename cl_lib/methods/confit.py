@@ -198,8 +198,16 @@ def true_bn_means(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def stage(epoch: int, epochs: int) -> int:
-    """Hierarchical stage of an epoch: 0 classifier, 1 + BN affine, 2 everything (boundaries E//5, E//2)."""
-    return 0 if epoch < epochs // 5 else 1 if epoch < epochs // 2 else 2
+    """Hierarchical stage of an epoch (0 classifier, 1 + BN affine, 2 everything), switched as the authors' code
+    does: classifier only at epoch 0; BN joins at epoch E//5 and everything at epoch E//2, each only if that
+    epoch is not 0. So E = 1 trains only the classifier, and E = 2..4 skip the BN-only stage."""
+    current = 0
+    for e in range(1, epoch + 1):
+        if e == epochs // 5:
+            current = 1
+        elif e == epochs // 2:
+            current = 2
+    return current
 
 
 def set_stage(model: nn.Module, head: nn.Module, stage_id: int) -> None:
@@ -211,7 +219,7 @@ def set_stage(model: nn.Module, head: nn.Module, stage_id: int) -> None:
 
 
 def hierarchical_schedule(model: nn.Module, head: nn.Module, epochs: int) -> Callable[[int], None]:
-    """`on_epoch` callback for `train.fit`: switch stages at the authors' epochs (E//5, E//2)."""
+    """`on_epoch` callback for `train.fit`: switch stages at the authors' epochs (see `stage`)."""
     if epochs < 1:
         raise ValueError(f"Hierarchical fine-tuning needs at least 1 epoch; got {epochs}.")
     return lambda epoch: set_stage(model, head, stage(epoch, epochs))

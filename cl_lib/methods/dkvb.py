@@ -10,7 +10,8 @@ Because everything before the values is frozen, each example's C key indices nev
 them once (`snap`) and train the value table on indices (`train_values`), which makes many epochs cheap.
 
 The book's interpretation (details the paper leaves open): keys start as random vectors of the key-init
-data; usage counts one per training example per fetched key; plain SGD (no momentum) everywhere.
+data; a dead key is re-seeded together with its EMA sums (the authors' code moves only the key, which the
+next EMA update pulls back); usage counts one per training example per fetched key; plain SGD (no momentum).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -60,13 +62,13 @@ def snap(heads: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor | None =
         raise ValueError("Every codebook needs at least one allowed key; train on some data before masking.")
     out = []
     chunk = max(1, max_elements // (keys.shape[0] * keys.shape[1]))  # rows per block of (C, rows, N) distances
-    k2 = (keys ** 2).sum(-1)  # (C, N)
+    k2 = (keys ** 2).sum(-1)  # (C, N); ||h||² is the same for every key, so it is left out
+    if allowed is not None:
+        k2 = k2.masked_fill(~allowed, float("inf"))  # a disallowed key is infinitely far
+    keys_t = keys.transpose(1, 2)
     for i in range(0, len(heads), chunk):
         h = heads[i:i + chunk].transpose(0, 1)  # (C, b, d_k)
-        d = k2[:, None, :] - 2 * torch.bmm(h, keys.transpose(1, 2))  # ||h||² is the same for every key
-        if allowed is not None:
-            d = d.masked_fill(~allowed[:, None, :], float("inf"))
-        out.append(d.argmin(-1).T)
+        out.append(torch.baddbmm(k2[:, None, :], h, keys_t, alpha=-2).argmin(-1).T)  # k2 − 2 h·k, per codebook
     return torch.cat(out) if out else torch.empty(0, keys.shape[0], dtype=torch.long)
 
 
@@ -92,7 +94,8 @@ def ema_kmeans(x: torch.Tensor, n_keys: int, *, steps: int, batch_size: int = 25
         smoothed = (size + eps) / (tot + n_keys * eps) * tot  # Laplace smoothing: no division by zero
         keys = total / smoothed[..., None]
         dead = size < dead_fraction * batch_size / n_keys
-        if dead.any():  # a key nobody picks is moved onto a random vector of the batch
+        if dead.any():  # a key nobody picks is moved onto a random vector of the batch, its running sums with it
+            # (the authors' code moves only the key; the next EMA update then pulls it back to its old average)
             c, k = dead.nonzero(as_tuple=True)
             keys[c, k] = xb[torch.randint(batch_size, (len(c),), generator=g).to(dev), c]
             size[c, k] = dead_fraction * batch_size / n_keys
@@ -115,9 +118,15 @@ def key_indices(b: Bottleneck, z: torch.Tensor, masked: bool = False) -> torch.T
     return snap(project(z, b.proj), b.keys, b.counts > 0 if masked else None)
 
 
+def flat_index(idx: torch.Tensor, n_keys: int) -> torch.Tensor:
+    """Key indices (B, C) as rows of the (C·N, d_v) value table (codebook c's keys are rows c·N .. c·N+N-1)."""
+    return idx + torch.arange(idx.shape[1], device=idx.device) * n_keys
+
+
 def decode(values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """The parameter-free decoder: logits (B, d_v) = mean over codebooks of the fetched values."""
-    return values[torch.arange(values.shape[0], device=values.device), idx].mean(1)
+    C, N, dv = values.shape
+    return F.embedding(flat_index(idx, N), values.reshape(C * N, dv)).mean(1)
 
 
 def forward(b: Bottleneck, z: torch.Tensor, masked: bool = True) -> torch.Tensor:
@@ -127,14 +136,16 @@ def forward(b: Bottleneck, z: torch.Tensor, masked: bool = True) -> torch.Tensor
 
 def record_usage(b: Bottleneck, idx: torch.Tensor) -> None:
     """Add one to the usage count of every key each training example fetches."""
-    C, N = b.counts.shape
-    flat = (idx + torch.arange(C, device=idx.device) * N).flatten()
+    flat = flat_index(idx, b.counts.shape[1]).flatten()
     b.counts.view(-1).index_add_(0, flat, torch.ones(len(flat), device=idx.device))
 
 
 def train_values(b: Bottleneck, idx: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float = 0.3,
                  batch_size: int = 256, clip: float = 1.0, label_smoothing: float = 0.1, seed: int = 0) -> list[float]:
-    """SGD on the values from cached key indices (n, C); a step touches only the fetched rows. Mean loss per epoch."""
+    """SGD on the values from cached key indices (n, C); a step touches only the fetched rows. Mean loss per epoch.
+
+    The gradient is written out: for the mean decoder and cross-entropy with label smoothing ε over d_v classes,
+    ∂L/∂logits = (softmax − ((1−ε)·onehot + ε/d_v)) / B, and each fetched value receives 1/C of its example's."""
     if len(idx) != len(y):
         raise ValueError(f"{len(idx)} index rows but {len(y)} labels.")
     C, N, dv = b.values.shape
@@ -142,7 +153,7 @@ def train_values(b: Bottleneck, idx: torch.Tensor, y: torch.Tensor, *, epochs: i
         raise ValueError(f"Labels must lie in [0, {dv}); got [{int(y.min())}, {int(y.max())}].")
     record_usage(b, idx)
     table = b.values.view(C * N, dv)  # a view: updates land in b.values
-    flat = idx + torch.arange(C, device=idx.device) * N
+    flat = flat_index(idx, N)
     g = torch.Generator().manual_seed(seed)
     history = []
     for _ in range(epochs):
@@ -150,13 +161,17 @@ def train_values(b: Bottleneck, idx: torch.Tensor, y: torch.Tensor, *, epochs: i
         total = 0.0
         for i in range(0, len(perm), batch_size):
             bi = perm[i:i + batch_size]
-            rows, inv = torch.unique(flat[bi], return_inverse=True)  # the only rows this step can touch
-            v = table[rows].requires_grad_()
-            loss = F.cross_entropy(v[inv].mean(1), y[bi], label_smoothing=label_smoothing)
-            (grad,) = torch.autograd.grad(loss, v)
+            fb, yb = flat[bi], y[bi]
+            logits = F.embedding(fb, table).mean(1)  # (B, d_v)
+            target = F.one_hot(yb, dv).to(logits.dtype) * (1 - label_smoothing) + label_smoothing / dv
+            logp = logits.log_softmax(1)
+            d_logits = (logp.exp() - target) / len(bi)
+            rows, inv = torch.unique(fb, return_inverse=True)  # the only rows this step can touch
+            grad = torch.zeros(len(rows), dv, device=table.device).index_add_(
+                0, inv.flatten(), (d_logits / C).repeat_interleave(C, 0))
             grad *= min(1.0, clip / (grad.norm().item() + 1e-12))  # = clip_grad_norm_ on the whole table
             table.index_add_(0, rows, grad, alpha=-lr)
-            total += loss.item() * len(bi)
+            total += float(-(target * logp).sum(1).mean()) * len(bi)
         history.append(total / max(len(y), 1))
     return history
 
@@ -164,3 +179,19 @@ def train_values(b: Bottleneck, idx: torch.Tensor, y: torch.Tensor, *, epochs: i
 def key_votes(b: Bottleneck) -> torch.Tensor:
     """The class each key's value votes for (C, N); -1 for keys never used in training."""
     return torch.where(b.counts > 0, b.values.argmax(-1), torch.full_like(b.counts, -1, dtype=torch.long))
+
+
+class OneHotLinear(nn.Module):
+    """The localised update switched off (chapter 2's ablation): a linear layer with a bias on the same one-hot key
+    codes, trained like any probe. Its logits are a sum of per-key class scores, as DKVB's are, but the shared bias
+    and Adam's running moments let every step move what old inputs depend on."""
+
+    def __init__(self, codebooks: int, n_keys: int, n_classes: int):
+        super().__init__()
+        self.n_keys = n_keys
+        self.scores = nn.Embedding(codebooks * n_keys, n_classes)
+        self.bias = nn.Parameter(torch.zeros(n_classes))
+        nn.init.zeros_(self.scores.weight)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.scores(flat_index(idx, self.n_keys)).sum(1) + self.bias

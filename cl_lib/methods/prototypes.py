@@ -1,0 +1,104 @@
+"""Training-free classifiers on frozen features, the baselines a practitioner tries first (chapter 06).
+
+* `NCM` — nearest class mean (SimpleCIL: Zhou et al., 2023): one running mean per class, cosine similarity.
+* `RidgePrototypes` — RanPAC-style (McDonnell et al., NeurIPS 2023): a frozen random projection with a
+  nonlinearity, h = relu(z W), then prototypes decoded in closed form by ridge regression,
+  P = (G + λI)^-1 Q with G = Σ h hᵀ and Q = Σ h yᵀ accumulated task by task. λ is `ridge` times the mean
+  diagonal of G, so the setting does not depend on the features' scale (RanPAC picks λ on held-out data).
+
+Both keep only statistics (sums, counts, Gram matrices): no stored examples, no gradient steps, and the order of
+the tasks cannot change the result (the statistics are sums).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class NCM:
+    """Nearest class mean: per-class feature sums and counts; predicts the class of the most similar mean."""
+
+    n_classes: int
+    dim: int
+    sums: torch.Tensor = field(init=False)
+    counts: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sums = torch.zeros(self.n_classes, self.dim, dtype=torch.float64)
+        self.counts = torch.zeros(self.n_classes, dtype=torch.float64)
+
+    def update(self, z: torch.Tensor, y: torch.Tensor) -> None:
+        """Add one task's features `z` (N, D) with labels `y` (N,) to the class statistics."""
+        self.sums.index_add_(0, y, z.double())
+        self.counts += torch.bincount(y, minlength=self.n_classes).double()
+
+    def means(self) -> torch.Tensor:
+        return self.sums / self.counts.clamp(min=1)[:, None]
+
+    def scores(self, z: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity to each seen class mean (unseen classes get -inf)."""
+        s = F.normalize(z.double(), dim=1) @ F.normalize(self.means(), dim=1).T
+        return s.masked_fill(self.counts[None] == 0, float("-inf"))
+
+    def predict(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scores(z).argmax(1)
+
+    def nbytes(self) -> int:
+        return self.sums.numel() * 4 + self.counts.numel() * 4  # stored as float32 would suffice
+
+
+@dataclass
+class RidgePrototypes:
+    """Random projection + ReLU, then ridge-regression prototypes from accumulated Gram statistics."""
+
+    n_classes: int
+    dim: int
+    proj_dim: int = 2000
+    ridge: float = 1.0
+    seed: int = 0
+    W: torch.Tensor = field(init=False)
+    G: torch.Tensor = field(init=False)
+    Q: torch.Tensor = field(init=False)
+    seen: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        g = torch.Generator().manual_seed(self.seed)
+        self.W = torch.randn(self.dim, self.proj_dim, generator=g, dtype=torch.float64) if self.proj_dim else None
+        m = self.proj_dim or self.dim
+        self.G = torch.zeros(m, m, dtype=torch.float64)
+        self.Q = torch.zeros(m, self.n_classes, dtype=torch.float64)
+        self.seen = torch.zeros(self.n_classes, dtype=torch.bool)
+
+    def expand(self, z: torch.Tensor) -> torch.Tensor:
+        """h = relu(z W): the frozen random nonlinear features (the identity when proj_dim = 0)."""
+        return z.double() if self.W is None else F.relu(z.double() @ self.W)
+
+    def update(self, z: torch.Tensor, y: torch.Tensor) -> None:
+        """Accumulate G += HᵀH and Q += HᵀY for one task (Y one-hot)."""
+        h = self.expand(z)
+        self.G += h.T @ h
+        self.Q += h.T @ F.one_hot(y, self.n_classes).double()
+        self.seen[y.unique()] = True
+
+    def penalty(self) -> float:
+        """λ = ridge × mean diagonal of G (scale-free)."""
+        return self.ridge * float(self.G.diagonal().mean().clamp(min=1e-12))
+
+    def prototypes(self) -> torch.Tensor:
+        """P = (G + λI)^-1 Q: the ridge solution on every example seen so far."""
+        eye = torch.eye(len(self.G), dtype=torch.float64)
+        return torch.linalg.solve(self.G + self.penalty() * eye, self.Q)
+
+    def scores(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.expand(z) @ self.prototypes()
+        return s.masked_fill(~self.seen[None], float("-inf"))
+
+    def predict(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scores(z).argmax(1)
+
+    def nbytes(self) -> int:
+        """Memory of the statistics (float32): the Gram matrix and the class sums; W regrows from its seed."""
+        return (self.G.numel() + self.Q.numel()) * 4

@@ -1,0 +1,126 @@
+"""The built site in a real browser (headless Chromium), with every request leaving 127.0.0.1 blocked.
+
+Run by `make book-test` after `scripts/book.py build`; `make unit` leaves it out (it needs the built site and
+Debian's `chromium`). Fails if a page asks for a non-local URL, shows raw `$...$` math, has an image that did
+not load, or logs a JavaScript error; clicks next/previous and runs one search. Screenshots: _build/screenshots/.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CL_BOOK_BUILD", ROOT / "_build"))
+SITE = BUILD / "html"
+RAW_MATH = re.compile(r"\$\$|\$[^$\s][^$\n]{0,200}?\$|\\\(|\\\[|\\begin\{")
+VISIBLE_TEXT = """() => {
+  const root = (document.querySelector('article') || document.body).cloneNode(true);
+  root.querySelectorAll('pre, code, script, style, mjx-container, .MathJax, .highlight, .output').forEach(e => e.remove());
+  return root.textContent;
+}"""
+BROKEN_IMAGES = "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+
+
+def chromium() -> str:
+    path = os.environ.get("CL_BOOK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("No Chromium found: install Debian's `chromium` package (apt-get install chromium) "
+                    "or point CL_BOOK_CHROMIUM at a Chromium binary.")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (SITE / "index.html").exists():
+        pytest.fail(f"No built site at {SITE}: run `make book` (scripts/book.py build) first.")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        log = {"external": [], "errors": []}
+
+        def route(r):
+            if r.request.url.startswith(server) or r.request.url.startswith(("data:", "blob:", "about:")):
+                r.continue_()
+            else:
+                log["external"].append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("console", lambda m: m.type == "error" and log["errors"].append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: log["errors"].append(f"pageerror: {e}"))
+        yield page, log
+        browser.close()
+
+
+def pages() -> list[str]:
+    names = sorted(p.name for p in SITE.glob("*.html") if p.name not in ("genindex.html", "search.html"))
+    return names
+
+
+def test_every_page_offline_with_math_and_images(server, browser_page):
+    page, log = browser_page
+    problems = []
+    for name in pages():
+        log["external"].clear(), log["errors"].clear()
+        page.goto(f"{server}/{name}", wait_until="networkidle")
+        page.wait_for_timeout(300)  # MathJax typesets after load
+        raw = RAW_MATH.findall(page.evaluate(VISIBLE_TEXT))
+        broken = page.evaluate(BROKEN_IMAGES)
+        problems += [f"{name}: requested {u}" for u in log["external"]]
+        problems += [f"{name}: {e}" for e in log["errors"]]
+        problems += [f"{name}: raw math {r!r}" for r in raw[:3]]
+        problems += [f"{name}: image did not load: {b}" for b in broken]
+    assert pages(), "the site has no pages"
+    assert not problems, "\n".join(problems)
+
+
+def test_chapter_pages_show_rendered_math_and_figures(server, browser_page):
+    page, _ = browser_page
+    page.goto(f"{server}/00_setting.html", wait_until="networkidle")
+    page.wait_for_timeout(300)
+    assert page.locator("mjx-container").count() > 0, "no MathJax-rendered math on chapter 00"
+    assert page.locator("article img").count() > 0, "no figures on chapter 00"
+    shots = BUILD / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "chapter_00.png"), full_page=False)
+    page.goto(f"{server}/index.html", wait_until="networkidle")
+    page.screenshot(path=str(shots / "contents.png"), full_page=False)
+
+
+def test_next_previous_and_search(server, browser_page):
+    page, _ = browser_page
+    page.goto(f"{server}/index.html", wait_until="networkidle")
+    page.locator("a.right-next").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("00_setting.html"), page.url
+    assert "setting" in page.title().lower()
+    page.locator("a.right-next").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("01_pretrainers.html"), page.url
+    page.locator("a.left-prev").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("00_setting.html"), page.url
+    page.goto(f"{server}/search.html?q=bottleneck", wait_until="networkidle")
+    page.wait_for_selector("#search-results ul.search li", timeout=20000)
+    hits = page.locator("#search-results ul.search li a").all_inner_texts()
+    assert any("Bottleneck" in h or "DKVB" in h or "02" in h for h in hits), hits
