@@ -184,12 +184,17 @@ def run_seed(s: int, keep: bool) -> dict:
         x, y = train_sets[t]
         train.fit(net, x, y, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size, classes=st.seen_slice(t),
                   transform=prep, seed=cfg.seed + s + t, device=cfg.device)
-        out["R_ft"][t] = train.evaluate_row(net, st, test_sets, t, transform=prep, device=cfg.device)
+        if keep:  # the predictions themselves (the confusion figure), and the accuracy row read off them
+            seen_x = torch.cat([test_sets[j][0] for j in range(t + 1)])
+            pred = train.predict(net, seen_x, classes=st.seen_slice(t), transform=prep, device=cfg.device)
+            out["preds"].append(pred)
+            ends = np.cumsum([0] + [len(test_sets[j][1]) for j in range(t + 1)])
+            out["R_ft"][t, : t + 1] = [float((pred[a:b] == test_sets[j][1]).float().mean())
+                                       for j, (a, b) in enumerate(zip(ends[:-1], ends[1:]))]
+        else:
+            out["R_ft"][t] = train.evaluate_row(net, st, test_sets, t, transform=prep, device=cfg.device)
         now = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
         out["drift"][:, t] = 1 - shift.layer_cka(reference, now)
-        if keep:
-            seen_x = torch.cat([test_sets[j][0] for j in range(t + 1)])
-            out["preds"].append(train.predict(net, seen_x, classes=st.seen_slice(t), transform=prep, device=cfg.device))
     out["layers"] = list(reference)
     out["seen_truth"] = [torch.cat([test_sets[j][1] for j in range(t + 1)]) for t in range(T)]
 

@@ -302,7 +302,8 @@ def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Str
             out["used"].append((b.counts > before).cpu())
             before = b.counts.clone()
             out["counts_shown"].append(b.counts[:SHOW].cpu().clone())
-            out["votes"].append(dkvb.key_votes(b)[:SHOW].cpu())
+            shown = dkvb.Bottleneck(b.proj[:SHOW], b.keys[:SHOW], b.values[:SHOW], b.counts[:SHOW])
+            out["votes"].append(dkvb.key_votes(shown).cpu())  # only the codebooks drawn
     out["final"] = train.balanced_accuracy(out["preds"][-1], yte)
     return out
 

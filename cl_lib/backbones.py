@@ -104,10 +104,25 @@ def local_weights(name: str) -> Path | None:
     return None
 
 
+def _file_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (safetensors, or a plain torch state dict read without unpickling code)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for k in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(k), dict):
+            state = state[k]
+    return state
+
+
 def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -> Backbone:
     import timm
 
-    if not timm.is_model(name) and not timm.list_models(name.split(".")[0]):
+    if not name or not name.strip() or any(ch in name for ch in "*?[]"):
+        raise BackboneError(f"Invalid backbone name {name!r}: give one model name, without wildcards (e.g. "
+                            f"'resnet18.tv_in1k'), or one of {', '.join(OFFLINE)}.")
+    if not timm.is_model(name) and not timm.is_model(name.split(".")[0]):
         close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:8]
         raise BackboneError(
             f"Unknown backbone {name!r}: not a timm model nor one of {', '.join(OFFLINE)}. "
@@ -115,7 +130,20 @@ def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -
         )
     path = Path(weights_file) if weights_file else (local_weights(name) if pretrained else None)
     if path is not None:
-        model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)})
+        if not path.is_file():
+            raise BackboneError(f"Weights file {path} for {name!r} does not exist: check the path, or leave "
+                                f"weights_file unset to use the hub (online) or data/cache/weights/{name}.safetensors.")
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)})
+        except RuntimeError as err:  # timm's "size mismatch" / "Missing key(s)": weights of another architecture
+            first = str(err).strip().splitlines()[0][:200]
+            raise BackboneError(f"Weights file {path.name} does not fit {name!r} ({first}); it holds another "
+                                f"architecture: use the file made for {name!r}, or the model it was made for.") from None
+        missing = [k for k in model.state_dict() if k not in _file_state(path)]
+        if missing:  # timm loads a partial file without complaint, leaving those tensors random
+            raise BackboneError(f"Weights file {path.name} does not fit {name!r}: {len(missing)} of its tensors are not "
+                                f"in the file (e.g. {missing[0]}); it holds another architecture: use the file made "
+                                f"for {name!r}, or the model it was made for.")
         weights = f"file:{path.name}:{cache.file_digest(path)[:16]}"
     elif pretrained:
         try:

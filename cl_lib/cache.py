@@ -150,7 +150,7 @@ def load_entry(path: Path, key: dict[str, Any]) -> Any:
     if not path.is_file() or file_digest(path) != meta.get("sha256"):
         raise ValueError(f"{path.name}: checksum mismatch (truncated or corrupted)")
     try:
-        return _decode(torch.load(path, map_location="cpu", weights_only=True))
+        return _decode(torch.load(path, map_location="cpu", weights_only=True, mmap=True))  # no extra copies
     except Exception as err:  # anything but plain data is refused, never unpickled
         raise ValueError(f"{path.name}: not plain data ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
 

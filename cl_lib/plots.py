@@ -132,7 +132,11 @@ def controls(draw: Callable[..., None], options: Mapping[str, Sequence | tuple],
     """Widgets for the knobs of a figure: `options` maps each argument of `draw` to a (min, max) integer range or a
     list of choices; `defaults` is what a static run draws (once, as a plain image). Redraws on release."""
     if config.static():
+        import time
+
+        t0 = time.perf_counter()
         draw(**defaults)
+        print(f"(widget drawn at its default {dict(defaults)} in {time.perf_counter() - t0:.2f} s; interactive in JupyterLab)")
         return
     import ipywidgets as widgets
     from IPython.display import display

@@ -169,7 +169,7 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"Unknown chapter(s) {unknown}; known: {', '.join(everything)}")
     if args.command == "notebooks":
-        print(f"notebooks: {write_notebooks(which).relative_to(ROOT)}/")
+        print(f"notebooks: {write_notebooks(which)}/")
         return 0
     if args.command in ("execute", "build"):
         execute_stale(which, args.timeout)

@@ -60,13 +60,30 @@ def test_loss_ignores_unmasked_predictions():
 
 
 def test_simmim_gradient_reaches_only_through_masked_patches():
+    """The loss is read at masked patches only (zero gradient on every visible patch's prediction), and a masked
+    patch's own pixels never reach the encoder (it sees the mask token): only the target uses them."""
     torch.manual_seed(0)
     model = mim.SimMIM(VisionTransformer(ViTConfig(img_size=8, patch=4, dim=16, depth=1, heads=2)))
-    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    x = torch.randn(2, 3, 8, 8)
     mask = torch.tensor([[True, False, False, False], [False, False, False, True]])
+    preds = []
+
+    def keep(module, inputs, out):
+        out.retain_grad()
+        preds.append(out)
+
+    hook = model.head.register_forward_hook(keep)
     model(x, mask).backward()
+    hook.remove()
+    g = preds[0].grad.abs().sum(-1)  # (batch, patches): gradient reaching each patch's prediction
+    assert (g[~mask] == 0).all(), "a visible patch's prediction feeds the loss"
+    assert (g[mask] > 0).all(), "a masked patch's prediction does not feed the loss"
     assert model.encoder.mask_token.grad.abs().sum() > 0  # the mask token is used and trained
-    assert torch.isfinite(x.grad).all()
+    x2 = x.clone()
+    x2[0, :, :4, :4] += 10.0  # change the pixels of image 0's masked patch 0 only
+    with torch.no_grad():
+        a, b = (model.encoder.tokens(xi, mask=mask) for xi in (x, x2))
+    assert torch.allclose(a, b), "a masked patch's pixels reached the encoder"
 
 
 def test_fit_mim_lowers_the_loss_and_is_deterministic():

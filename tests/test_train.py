@@ -42,14 +42,21 @@ def test_classes_slice_restricts_logits_and_shifts_labels():
 
 
 def test_evaluate_row_scenarios():
-    x, y = _data(k=4)
-    s = streams.stream_from_groups(y, y, [[0, 1], [2, 3]], scenario="class")
-    test = [(x[y < 2], y[y < 2]), (x[y >= 2], y[y >= 2])]
-    m = nn.Linear(5, 4)
-    row = train.evaluate_row(m, s, test, after=0)
-    assert not np.isnan(row[0]) and np.isnan(row[1])
-    s.scenario = "task"
-    assert not np.isnan(train.evaluate_row(m, s, test, after=0)).any()
+    """Hand-worked: the model is the identity, so each input row is its own logits."""
+    s = streams.stream_from_groups(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]), [[0, 1], [2, 3]],
+                                   scenario="class")
+    A, B = [1.0, 0, 5, 0], [2.0, 1, 0, 0]    # task 1: labels 0 and 1
+    C, D = [9.0, 0, 0, 1], [0.0, 0, 1, 0]    # task 2: labels 3 and 2
+    test = [(torch.tensor([A, B]), torch.tensor([0, 1])), (torch.tensor([C, D]), torch.tensor([3, 2]))]
+    m = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.eye(4))
+    # class-IL after task 1: only classes 0-1 in play -> A right (0), B wrong (0); task 2 not yet seen
+    assert np.array_equal(train.evaluate_row(m, s, test, after=0), [0.5, np.nan], equal_nan=True)
+    # class-IL after task 2: all four classes -> A predicts 2, B 0, C 0, D 2
+    assert train.evaluate_row(m, s, test, after=1).tolist() == [0.0, 0.5]
+    s.scenario = "task"  # each task's own logits: A 0 (right), B 0 (wrong), C 3 (right), D 2 (right)
+    assert train.evaluate_row(m, s, test, after=0).tolist() == [0.5, 1.0]
 
 
 def test_balanced_accuracy_weighs_classes_equally():
