@@ -334,8 +334,9 @@ def run_job(s: int, learner: str) -> dict:
     stream; the masked-modelling job also fine-tunes its last backbone downstream (full, GLAD, GLAD adaptors off).
     The first seed keeps its weights for the figures; the others keep their numbers."""
     up = run_upstream(learner, s)
-    out = {"up": up, "transfer": [transfer(new_vit(s).state_dict())] + [transfer(st) for st in up["states"]],
-           "ft_along": {t: finetune(up["states"][t], "full", s)["acc"] for t in (0, cfg.n_tasks - 1)}}
+    out = {"up": up, "transfer": [transfer(new_vit(s).state_dict())] + [transfer(st) for st in up["states"]]}
+    if learner == "supervised":  # the paper's "no loss in fine-tuning performance" is about supervised CL
+        out["ft_along"] = {t: finetune(up["states"][t], "full", s)["acc"] for t in (0, cfg.n_tasks - 1)}
     if learner in cfg.joint:
         out["transfer_joint"] = transfer(run_joint(learner, s))
     if learner == "masked modelling":
@@ -358,7 +359,8 @@ def merge(parts: dict[str, dict]) -> dict:
 
 t0 = time.perf_counter()
 JOBS = [(s, n) for s in SEEDS for n in ("masked modelling", "supervised")]  # the heavier job first: balanced cores
-done = parallel.pmap(lambda job: cache.cached("ch01_job", {**SETTINGS, "run_seed": job[0], "learner": job[1],
+RUN_CODE = cache.code_digest(run_upstream, run_joint, transfer, finetune, run_job)  # this chapter's own loops
+done = parallel.pmap(lambda job: cache.cached("ch01_job", {**SETTINGS, "run_seed": job[0], "learner": job[1], "run_code": RUN_CODE,
                                                            "data": tr.digest(), "cifar": cif_tr.digest()},
                                               lambda: run_job(*job)), JOBS)
 runs = [merge({n: r for (s_, n), r in zip(JOBS, done) if s_ == s}) for s in SEEDS]
@@ -523,7 +525,7 @@ def overlay(ax: plt.Axes, image: torch.Tensor, amap: torch.Tensor, vmax: float):
 
 def draw_attention(task: int, layer: int) -> None:
     """CLS attention of one layer (head-averaged) and the rollout, both CL learners, after upstream task `task`."""
-    fig, axes = plt.subplots(2, 2 * len(show_x), figsize=(3.0 * len(show_x), 3.2 * 2))
+    fig, axes = plt.subplots(2, 2 * len(show_x), figsize=(3.2 * len(show_x) + 1.5, 3.0 * 2), layout="constrained")
     for r, name in enumerate(attn_along):
         attns = attn_along[name][task - 1]
         maps = attns[layer - 1].mean(1)[:, 0, 1:].reshape(-1, g, g)
@@ -536,8 +538,8 @@ def draw_attention(task: int, layer: int) -> None:
                 axes[r, 2 * k].set_title(f"image {k + 1}: layer {layer}", fontsize=9)
                 axes[r, 2 * k + 1].set_title(f"image {k + 1}: rollout", fontsize=9)
         axes[r, 0].set_ylabel(f"{name} CL", fontsize=10)
-        fig.colorbar(im1, ax=axes[r, -2], fraction=0.046, label="CLS attention")
-        fig.colorbar(im2, ax=axes[r, -1], fraction=0.046, label="rollout share")
+        fig.colorbar(im1, ax=axes[r, :], shrink=0.85, pad=0.01, label=f"layer {layer}: CLS attention")
+        fig.colorbar(im2, ax=axes[r, :], shrink=0.85, pad=0.01, label="rollout share")
     fig.suptitle(f"CLS attention over the image after upstream task U{task} (seed 0)")
     plots.show(fig, CH, f"attention_after_U{task}_layer{layer}")
 

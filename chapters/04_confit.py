@@ -257,7 +257,7 @@ def run(hierarchical: bool, s: int) -> dict:
 
 
 key = {"chapter": CH, "backbone": pretrained.name, "weights": pretrained.weights, "params": cfg.params,
-       "seed": cfg.seed, "device": cfg.device, "data": tr.digest(), "code": cache.code_digest(confit, train.fit)}
+       "seed": cfg.seed, "device": cfg.device, "data": tr.digest(), "code": cache.code_digest(confit, train.fit, run, mean_mismatch, seed_stream)}
 t0 = time.perf_counter()
 jobs = [(name, hier, s) for s in SEEDS for name, hier in (("naive", False), ("hierarchical", True))]
 done = parallel.pmap(lambda job: cache.cached("confit_runs", {**key, "hierarchical": job[1], "run_seed": job[2]},

@@ -224,11 +224,9 @@ print(line("pretrained", ev_pre), f"({time.perf_counter() - t0:.0f} s)")
 # ## ColD Fusion, its mechanism switched off, and the baselines
 #
 # `iterations` iterations of `contributors` contributors drawn from the seen data sets; each contributor fine-tunes
-# for `epochs` epochs with a fresh AdamW. To see what the *averaging* and the *iterating* do, four more learners
+# for `epochs` epochs with a fresh AdamW. To see what the *averaging* and the *iterating* do, three more learners
 # get exactly the same data sets:
 #
-# * **no averaging, keep one body** — the same schedule, but the repository keeps the first contributor's body
-#   instead of the average (`fuse_one`): ColD with its fusion switched off;
 # * **sequential fine-tuning** — the same schedule, the same data and steps, but each contributor starts from the
 #   body the previous one left (`fuse_sequential`): no averaging, no parallel contributors;
 # * **one round of fusing** (Choshen et al., 2022) — every seen data set fine-tunes the pretrained body once and the
@@ -245,7 +243,7 @@ print(line("pretrained", ev_pre), f"({time.perf_counter() - t0:.0f} s)")
 # body's on a fixed probe set of test utterances from all eleven data sets.
 
 # %%
-plots.show_code(cold_fusion.fuse_one, cold_fusion.fuse_sequential)
+plots.show_code(cold_fusion.fuse_sequential)
 
 # %%
 contrib_fit = cold_fusion.FitConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr_body=cfg.lr_body, lr_head=cfg.lr_head)
@@ -254,8 +252,7 @@ matched_epochs = max(1, round(passes / len(seen)))
 probe_set = text.TextTask("probe", text.Hidden.concat([
     text.Hidden(tests[n].x.states[: cfg.probe_per_dataset], tests[n].x.mask[: cfg.probe_per_dataset]) for n in names]),
     torch.zeros(cfg.probe_per_dataset * len(names), dtype=torch.long), 1)
-FUSE = {"ColD Fusion": cold_fusion.fuse_in_process, "no averaging (keep one body)": cold_fusion.fuse_one,
-        "sequential fine-tuning": cold_fusion.fuse_sequential}
+FUSE = {"ColD Fusion": cold_fusion.fuse_in_process, "sequential fine-tuning": cold_fusion.fuse_sequential}
 LEARNERS = list(FUSE) + ["one round of fusing", "multitask"]
 load = lambda n: train_sets[n]  # noqa: E731
 
@@ -508,9 +505,12 @@ plots.controls(draw_iteration, {"iteration": (1, cfg.iterations), "contributor":
 # 3. **The engine is exact** (a check): two processes under `torchrun`, whose fusion is an `all_reduce` mean, give the
 #    in-process fused weights — which is also what fails if the repository's average is broken.
 #
-# Recorded, not asserted (see the numbers): ColD Fusion against **the same schedule keeping one contributor's body**
-# (averaging switched off), against **sequential fine-tuning** through the same contributors, and against
-# **multitask training** (one seed) — the paper finds ColD ahead of multitask (+2.33 vs +1.62 points).
+# **Not reproduced at quick, with the numbers below:** ColD Fusion against **sequential fine-tuning** through the same
+# contributors — the baseline that switches the averaging off and keeps everything else. At this scale (two fused
+# layers, 6 examples per intent) the two end within about a tenth of a point of each other, well inside the seed
+# spread: what the fused model gains here comes from training on many data sets, and that averaging in particular
+# is what makes it work is not shown at quick. Also recorded: ColD against **multitask training** (one seed; the
+# paper finds ColD ahead, +2.33 vs +1.62 points), asserted only in `full`.
 
 # %%
 everything = seen + unseen
@@ -521,11 +521,6 @@ for kind, gname, group, margin in (("probe", "seen", seen, 1.0), ("probe", "unse
                  f"(points)", gains("ColD Fusion", kind, group), above=margin,
                  paper="+2.33 over RoBERTa-base on seen data sets (fine-tuned)" if kind == "finetune" and gname == "seen"
                  else "")
-claims.report("ColD Fusion − no averaging (keep one body), probed, all data sets (points)",
-              gains("ColD Fusion", "probe", everything) - gains("no averaging (keep one body)", "probe", everything),
-              paper="fusing beats any single contributor's model",
-              detail="positive with 8 examples per intent and two fused layers while writing (+0.4 ± 0.2), not with 6 "
-                     "or with one fused layer: not established at this scale")
 claims.claim("ColD Fusion − one round of fusing with the same compute, probed, seen data sets (points)",
              gains("ColD Fusion", "probe", seen) - gains("one round of fusing", "probe", seen), above=0.5,
              paper="+2.33 vs +0.92 for one round of fusing")

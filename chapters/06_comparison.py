@@ -210,7 +210,9 @@ def run_vision(s: int) -> dict:
 
 
 key = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "tiny": tiny.z_train.sum().item(),
-       "cifar": cifar.z_train.sum().item(), "code": cache.code_digest(prototypes, dkvb, train.fit)}
+       "cifar": cifar.z_train.sum().item(),  # code: the methods, since a notebook's classes have no source file
+       "code": cache.code_digest(prototypes, dkvb, train.fit, Linear.__init__, Linear.learn, DKVB.__init__,
+                                 DKVB.learn, Prototypes.nbytes, make, run_vision)}
 t0 = time.perf_counter()
 vision = parallel.pmap(lambda s: cache.cached("ch06_vision", {**key, "run_seed": s}, lambda: run_vision(s)), SEEDS)
 print(f"vision: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
@@ -392,7 +394,7 @@ def run_text(s: int) -> dict:
 TEXT = ["NCM on the pretrained body", "RanPAC on the pretrained body", "frozen + a linear head per task",
         "ADA (ch. 03)", "NCM on the ColD-fused body"]
 tkey = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "weights": tbackbone.weights,
-        "code": cache.code_digest(prototypes, ada, cold_fusion, text, train.fit)}
+        "code": cache.code_digest(prototypes, ada, cold_fusion, text, train.fit, run_text, task, text_split)}
 t0 = time.perf_counter()
 text_runs = parallel.pmap(lambda s: cache.cached("ch06_text", {**tkey, "run_seed": s}, lambda: run_text(s)), SEEDS)
 print(f"text: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s; seed 0 stream {text_runs[0]['stream']}, "

@@ -48,13 +48,16 @@ def _init() -> None:
 def pmap(fn: Callable[[Any], Any], items: Sequence[Any], processes: int | None = None) -> list[Any]:
     """[fn(x) for x in items], run in forked processes when there is more than one core and one job."""
     global _JOBS
+    from .train import progress  # a bar while someone watches (silent in the book build)
+
     n = min(processes or workers(), len(items))
     if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fn(x) for x in items]
+        return [fn(x) for x in progress(items, desc="runs", total=len(items))]
     _JOBS = (fn, list(items))
     try:
         with multiprocessing.get_context("fork").Pool(n, initializer=_init) as pool:
-            results = pool.map(_run, range(len(items)), chunksize=1)
+            results = list(progress(pool.imap(_run, range(len(items)), chunksize=1), desc=f"runs ({n} processes)",
+                                    total=len(items)))
     finally:
         _JOBS = None
     out = []

@@ -143,12 +143,6 @@ def fuse_sequential(shared: State, body: nn.Module, chosen: list[str], load: Loa
     return shared
 
 
-def fuse_one(shared: State, body: nn.Module, chosen: list[str], load: Loader, cfg: FitConfig,
-             iteration: int, seed: int, device: str = "cpu") -> State:
-    """Averaging switched off the other way (chapter 5's ablation): the repository keeps one contributor's body."""
-    return local_update(shared, body, load(chosen[0]), cfg, contributor_seed(seed, iteration, chosen[0]), device)
-
-
 def fuse_distributed(shared: State, body: nn.Module, chosen: list[str], load: Loader, cfg: FitConfig,
                      iteration: int, seed: int, device: str = "cpu") -> State:
     """One iteration on the distributed engine: rank r runs contributors r, r+W, ...; all_reduce(SUM) / m."""
