@@ -42,10 +42,12 @@
 # 1. a set $S_t$ of $m$ contributors is drawn from the data sets taking part;
 # 2. each contributor $i \in S_t$ starts from the current shared body, with a head of its own and a fresh optimiser,
 #    and fine-tunes on its own data only:
+#
 #    $$\theta_t^{(i)}, \phi_i = \operatorname{FT}\big(\theta_t, \phi_i^{0};\ D_i\big);$$
+#
 # 3. the repository fuses the bodies by a uniform average — the heads are never sent:
-#    $$\theta_{t+1} = \frac1m \sum_{i \in S_t} \theta_t^{(i)}
-#      \;=\; \theta_t + \frac1m \sum_{i\in S_t} \big(\theta_t^{(i)} - \theta_t\big).$$
+#
+#    $$\theta_{t+1} = \frac1m \sum_{i \in S_t} \theta_t^{(i)} \;=\; \theta_t + \frac1m \sum_{i\in S_t} \big(\theta_t^{(i)} - \theta_t\big).$$
 #
 # The second form is why the paper calls it **collaborative descent**: $\theta_t^{(i)} - \theta_t$ is a many-step
 # descent direction for $D_i$'s loss, and the average of these directions is a (multi-step, stochastic) descent
