@@ -368,6 +368,8 @@ claims.done()
 # 5. Prove that linear CKA is invariant to $X \mapsto \alpha X Q$ for orthogonal $Q$ and $\alpha > 0$, and find a
 #    transformation that changes it.
 #
+# Hints and worked solutions (they run): `chapters/solutions/00_setting.py`.
+#
 # ## References
 #
 # - M. Tan and Q. Le. *EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks.* ICML 2019

@@ -786,6 +786,8 @@ claims.done()
 # 5. Prove that with $\gamma = 1$ and a constant bias $\beta = c\mathbf{1}$ the logit adaptor leaves attention
 #    unchanged (softmax is shift-invariant). What does that say about the degrees of freedom of $\beta$?
 #
+# Hints and worked solutions (they run): `chapters/solutions/01_pretrainers.py`.
+#
 # ## References
 #
 # - J. Yoon, S. J. Hwang, Y. Cao. *Continual Learners are Incremental Model Generalizers.* ICML 2023,

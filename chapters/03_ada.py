@@ -550,6 +550,8 @@ claims.done()
 # 5. Count FLOPs instead of timing: how many multiply-adds does AdapterFusion add per token per adapter and
 #    insertion point? Check your formula against the measured latency slope.
 #
+# Hints and worked solutions (they run): `chapters/solutions/03_ada.py`.
+#
 # ## References
 #
 # - B. Ermis, G. Zappella, M. Wistuba, A. Rawal, C. Archambeau. *Memory Efficient Continual Learning with

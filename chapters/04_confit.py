@@ -569,6 +569,8 @@ claims.done()
 # 5. Run the same ladder class-incrementally (`scenario="class"`). Which rung still helps when the task identity,
 #    and hence which BN statistics to use, is unknown at test time?
 #
+# Hints and worked solutions (they run): `chapters/solutions/04_confit.py`.
+#
 # ## References
 #
 # - S. Jie, Z.-H. Deng, Z. Li. *Alleviating Representational Shift for Continual Fine-tuning.* CVPR Workshops

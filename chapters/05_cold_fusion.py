@@ -574,6 +574,8 @@ claims.done()
 #    average of contributors' running statistics the statistics of the average model? Propose a fix (recompute them
 #    on some data after fusing) and say which data the repository would need.
 #
+# Hints and worked solutions (they run): `chapters/solutions/05_cold_fusion.py`.
+#
 # ## References
 #
 # - S. Don-Yehiya, E. Venezian, C. Raffel, N. Slonim, Y. Katz, L. Choshen. *ColD Fusion: Collaborative Descent for
