@@ -98,7 +98,7 @@ def prepare_notebook(ch: dict, nb) -> nbformat.NotebookNode:
     label = "unverified: no GPU run recorded yet" if profile.startswith("full") and not ok else ""
     links = (f'<a href="downloads/{ch["slug"]}.ipynb" download>notebook (.ipynb)</a> · '
              f'<a href="downloads/{ch["slug"]}.py" download>source (.py)</a>')
-    text = (f":::{{{'note' if ok else 'danger'}}} This page\n"
+    text = (f":::{{admonition}} This page\n:class: {'note' if ok else 'danger'}\n"
             f"Executed in the **{profile}** profile in {runtime}; status: **{html.escape(ch['status'])}**"
             f"{' (' + label + ')' if label else ''}. Download: {links}\n"
             + ("" if ok else "\nThe chapter did not run to the end; the outputs below stop where it failed.\n")
