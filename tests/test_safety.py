@@ -123,26 +123,32 @@ def _add(t: tarfile.TarFile, info: tarfile.TarInfo, blob: bytes = b"") -> None:
 
 def test_archive_members_never_touch_the_disk(tmp_path, monkeypatch):
     """Traversal, absolute and symlink members are read into memory (or skipped), never written anywhere."""
-    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    absolute = tmp_path / "absolute.txt"  # an absolute member name, under the test's own folder
+    secret = tmp_path / "secret.txt"      # what a symlink member points at
+    secret.write_text("s")
     tar = tmp_path / "evil.tar.gz"
     with tarfile.open(tar, "w:gz") as t:
         _add(t, tarfile.TarInfo("../escaped.txt"), b"x")
-        _add(t, tarfile.TarInfo("/tmp/absolute_cl_book_test.txt"), b"y")
+        _add(t, tarfile.TarInfo(str(absolute)), b"y")
         link = tarfile.TarInfo("link")
-        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        link.type, link.linkname = tarfile.SYMTYPE, str(secret)
         _add(t, link)
         _add(t, tarfile.TarInfo("ok.txt"), b"z")
     names = {n: read() for n, read in data._open_archive(tar)}
-    assert names == {"../escaped.txt": b"x", "/tmp/absolute_cl_book_test.txt": b"y", "ok.txt": b"z"}  # no link
+    assert names == {"../escaped.txt": b"x", str(absolute): b"y", "ok.txt": b"z"}  # no link
     zp = tmp_path / "evil.zip"
     with zipfile.ZipFile(zp, "w") as z:
         z.writestr("../up.txt", b"u")
         info = zipfile.ZipInfo("sym")
         info.external_attr = (0o120777 << 16)
-        z.writestr(info, "/etc/passwd")
+        z.writestr(info, str(secret))
     assert {n: r() for n, r in data._open_archive(zp)} == {"../up.txt": b"u"}
-    assert not (tmp_path.parent / "escaped.txt").exists() and not Path("/tmp/absolute_cl_book_test.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz", "evil.zip"]
+    assert not (tmp_path / "escaped.txt").exists() and not absolute.exists()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar.gz", "evil.zip", "secret.txt", "work"]
 
 
 def test_cifar_batches_refuse_anything_but_data(tmp_path):
