@@ -175,6 +175,15 @@ VISION = ["linear head, naive", "linear head, task-masked loss", "DKVB (ch. 02)"
           "RanPAC ridge prototypes", "ridge, no random projection"]
 
 
+def task_accuracies(pred: torch.Tensor, y: torch.Tensor, st: streams.Stream, n: int) -> list[float]:
+    """Accuracy of `pred` on the test examples of each of the first `n` tasks (stream labels)."""
+    out = []
+    for j in range(n):
+        m = (y >= st.task_slice(j).start) & (y < st.task_slice(j).stop)
+        out.append(float((pred[m] == y[m]).float().mean()))
+    return out
+
+
 def run_vision(s: int) -> dict:
     """Every learner on seed s's class order: accuracy matrix (class-incremental), bytes kept, seconds spent."""
     st = streams.split_stream(tiny.y_train, tiny.y_test, n_tasks=T, classes_per_task=cfg.tiny_classes_per_task,
@@ -191,10 +200,7 @@ def run_vision(s: int) -> dict:
             learner.learn(tiny.z_train[task.train], ytr[task.train])
             spent += time.perf_counter() - t0
             seen = st.seen_slice(t)
-            pred = learner.scores(tiny.z_test)[:, seen].argmax(1)
-            for j in range(t + 1):
-                m = (yte >= st.task_slice(j).start) & (yte < st.task_slice(j).stop)
-                R[t, j] = float((pred[m] == yte[m]).float().mean())
+            R[t, : t + 1] = task_accuracies(learner.scores(tiny.z_test)[:, seen].argmax(1), yte, st, t + 1)
             mem.append(learner.nbytes(seen.stop))
         out[name] = {"R": R, "bytes": mem, "seconds": spent}
     t0 = time.perf_counter()  # joint training: the linear head on everything at once (the upper reference)
@@ -202,9 +208,7 @@ def run_vision(s: int) -> dict:
     joint.learn(tiny.z_train, ytr)
     pred = joint.scores(tiny.z_test).argmax(1)
     out["joint linear head (upper ref.)"] = {
-        "final": float(np.mean([(pred[(yte >= st.task_slice(j).start) & (yte < st.task_slice(j).stop)]
-                                 == yte[(yte >= st.task_slice(j).start) & (yte < st.task_slice(j).stop)]).float().mean()
-                                for j in range(T)])),
+        "final": float(np.mean(task_accuracies(pred, yte, st, T))),
         "bytes": [(D + 1) * C * 4 + tiny.z_train.numel() * 4], "seconds": time.perf_counter() - t0}
     return out
 
@@ -212,7 +216,7 @@ def run_vision(s: int) -> dict:
 key = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "tiny": tiny.z_train.sum().item(),
        "cifar": cifar.z_train.sum().item(),  # code: the methods, since a notebook's classes have no source file
        "code": cache.code_digest(prototypes, dkvb, train.fit, Linear.__init__, Linear.learn, DKVB.__init__,
-                                 DKVB.learn, Prototypes.nbytes, make, run_vision)}
+                                 DKVB.learn, Prototypes.nbytes, make, task_accuracies, run_vision)}
 t0 = time.perf_counter()
 vision = parallel.pmap(lambda s: cache.cached("ch06_vision", {**key, "run_seed": s}, lambda: run_vision(s)), SEEDS)
 print(f"vision: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
