@@ -530,7 +530,7 @@ claims.claim("latency growth from the first to the last task: all adapters + fus
 claims.report("ADA − frozen backbone + heads, final average accuracy", final["ADA"] - final["frozen backbone + heads"],
               paper="adapters above a frozen backbone")
 claims.report("ADA − sequential fine-tuning of the adapted layers, final average accuracy (seed 0)",
-              final["ADA"][:1] - final["sequential fine-tuning"])
+              final["ADA"][:1] - final["sequential fine-tuning"], paper="ADA above sequential fine-tuning")
 claims.report("ADA: TransRate − random slot selection, final average accuracy (seed 0)",
               np.mean(ablation[(cfg.K, "transrate")].R[-1]) - np.mean(ablation[(cfg.K, "random")].R[-1]),
               paper="a transferability score beats random selection")

@@ -113,6 +113,13 @@ plots.show_code(confit.phase_means, confit.phase_fill, confit.xconv_mean, confit
 plots.show_code(confit.snapshot, confit.restore, confit.task_bn, confit.stage, confit.set_stage, confit.ConFiT)
 
 # %% [markdown]
+# The stream loop: a fresh SGD per task, naive or hierarchical, statistics stored after each task, every old task
+# tested under the BN modes asked for (chapter 6 runs the same loop beside the other chapters' methods):
+
+# %%
+plots.show_code(confit.fine_tune_stream)
+
+# %% [markdown]
 # ## The stream
 #
 # Task-incremental Split Tiny ImageNet: a seeded class order cut into tasks of equal size; each task trains on
@@ -223,26 +230,17 @@ def run(hierarchical: bool, s: int) -> dict:
     cft = confit.ConFiT.attach(net, prep(train_sets[0][0][:2]).to(cfg.device), momentum=cfg.tracker_momentum)
     layers = dict(zip(probe_names, (confit.bn_layers(net)[f"0.{n}"] for n in probe_names)))
     w0 = {n: m.weight.detach().clone() for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    R = {m: np.full((T, T), np.nan) for m in MODES}
     probes = []
-    for t in range(T):
-        opt = train.make_optimizer(net.parameters(), "sgd", lr=cfg.lr, momentum=cfg.momentum)
-        schedule = confit.hierarchical_schedule(net, head, cfg.epochs) if hierarchical else None
-        x, y = train_sets[t]
-        train.fit(net, x, y, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size,
-                  classes=st.task_slice(t), transform=prep, seed=cfg.seed + s + t, device=cfg.device,
-                  on_epoch=schedule)
-        for p in net.parameters():
-            p.requires_grad_(True)
-        cft.end_task()
-        for mode in (MODES if not hierarchical or t == T - 1 else ("xconv",)):  # the ladder's rungs, every row
-            for j in range(t + 1):
-                with cft.for_task(j, mode):
-                    R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=st.task_slice(j),
-                                                   transform=prep, device=cfg.device)
+
+    def capture(t: int) -> None:  # the first seed keeps task 1's features after every task (CKA drift)
         if s == SEEDS[0]:
             with cft.for_task(0, "xconv"):
                 probes.append(shift.capture(net, layers, probe, transform=prep, device=cfg.device))
+
+    R = confit.fine_tune_stream(cft, head, train_sets, test_sets, [st.task_slice(t) for t in range(T)],
+                                hierarchical=hierarchical, epochs=cfg.epochs, lr=cfg.lr, momentum=cfg.momentum,
+                                batch_size=cfg.batch_size, transform=prep, seed=cfg.seed + s, device=cfg.device,
+                                modes=("xconv",) if hierarchical else MODES, last_modes=MODES, after_task=capture)
     change = {n: float((m.weight.detach() - w0[n]).norm() / w0[n].norm())
               for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
     out = {"R": R, "weight_change": change, "mismatch": mean_mismatch(cft, net, 0, probe),

@@ -528,6 +528,7 @@ claims.claim("ColD Fusion − one round of fusing with the same compute, probed,
              paper="+2.33 vs +0.92 for one round of fusing")
 claims.report("ColD Fusion − sequential fine-tuning through the same contributors, probed, all data sets (points)",
               gains("ColD Fusion", "probe", everything) - gains("sequential fine-tuning", "probe", everything),
+              paper="fusing (averaging) the contributors' models, not training through them in turn, brings the gain",
               detail=f"seen {(gains('ColD Fusion', 'probe', seen) - gains('sequential fine-tuning', 'probe', seen)).mean():+.2f}, "
                      f"unseen {(gains('ColD Fusion', 'probe', unseen) - gains('sequential fine-tuning', 'probe', unseen)).mean():+.2f}")
 claims.claim("ColD Fusion − multitask training, probed, seen data sets (points, one seed)",

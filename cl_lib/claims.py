@@ -81,7 +81,8 @@ class Claims:
         return c
 
     def report(self, statement: str, values: Sequence[float] | float, *, paper: str = "", detail: str = "") -> Claim:
-        """A claim of the paper that does not hold at this scale: recorded with its numbers, not asserted."""
+        """Recorded with its numbers, not asserted: a paper's claim (`paper` given) that does not hold at this
+        scale, or a measurement the chapter discusses without claiming anything of it."""
         c = Claim("report", statement, [float(v) for v in np.atleast_1d(values)], paper=paper, detail=detail)
         self.items.append(c)
         return c
@@ -90,7 +91,10 @@ class Claims:
         """The results record (what `done` writes)."""
         rows = []
         for c in self.items:
-            result = ("holds" if c.holds else "FAILS") if c.kind != "report" else "not reproduced at this scale"
+            if c.kind == "report":
+                result = "not reproduced at this scale" if c.paper else "measured, not a claim"
+            else:
+                result = "holds" if c.holds else "FAILS"
             if c.kind == "claim" and not self.cfg.assert_claims:
                 result += " (smoke run: not asserted)"
             rows.append({**asdict(c), "summary": c.summary, "margin_text": c.margin_text, "result": result})

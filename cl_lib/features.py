@@ -72,6 +72,8 @@ class FeatureSplit:
     z_test: torch.Tensor
     y_test: torch.Tensor
     class_names: list[str]
+    train_index: np.ndarray | None = None  # the rows' indices in the data set's train / test split, so that a
+    test_index: np.ndarray | None = None   # chapter can fetch the images behind the features (chapter 6)
 
     @property
     def n_classes(self) -> int:
@@ -88,4 +90,4 @@ def feature_split(backbone: backbones.Backbone, name: str, *, n_classes: int, tr
     z_tr = features(backbone, tr, indices=pick.train, image_size=image_size, device=device)
     z_te = features(backbone, te, indices=pick.test, image_size=image_size, device=device)
     return FeatureSplit(name, z_tr, torch.as_tensor(tr.labels[pick.train]), z_te, torch.as_tensor(te.labels[pick.test]),
-                        tr.class_names)
+                        tr.class_names, pick.train, pick.test)

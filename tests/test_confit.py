@@ -1,4 +1,5 @@
 """ConFiT: cross-convolution BN mean recovery, per-task BN statistics, hierarchical stages."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -197,3 +198,25 @@ def test_staged_optimiser_trains_exactly_its_stage():
         assert changed == trained, (epoch, changed ^ trained)
     with pytest.raises(ValueError, match="epoch"):
         confit.hierarchical_schedule(net, head, 0)
+
+
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_fine_tune_stream_fills_the_lower_triangle_and_stores_every_task(hierarchical):
+    torch.manual_seed(0)
+    net = TinyNet()  # its 4-way classifier `fc`: two tasks of two classes
+    x = torch.randn(16, 3, 8, 8)
+    cft = confit.ConFiT.attach(net, x[:2])
+    sets = [(x[:8], torch.tensor([0, 1] * 4)), (x[8:], torch.tensor([2, 3] * 4))]
+    convs0 = {n: m.weight.detach().clone() for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+    after = []
+    R = confit.fine_tune_stream(cft, net.fc, sets, sets, [slice(0, 2), slice(2, 4)], hierarchical=hierarchical,
+                                epochs=1, lr=0.1, momentum=0.0, batch_size=4, transform=None, seed=0,
+                                modes=("xconv",), last_modes=("shared", "stale", "xconv"), after_task=after.append)
+    assert after == [0, 1] and len(cft.tasks) == 2
+    assert set(R) == {"xconv", "shared", "stale"}
+    assert not np.isnan(R["xconv"][np.tril_indices(2)]).any() and np.isnan(R["xconv"][0, 1])
+    assert np.isnan(R["shared"][0]).all() and not np.isnan(R["shared"][1]).any()  # the last row only
+    assert all(p.requires_grad for p in net.parameters())  # stages undone after each task
+    moved = any(not torch.equal(m.weight, convs0[n]) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
+    # One epoch of hierarchical fine-tuning trains only the classifier (the authors' schedule); naive moves the convs.
+    assert moved != hierarchical

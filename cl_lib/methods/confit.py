@@ -16,10 +16,13 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
+
+from .. import train
 
 BN = nn.modules.batchnorm._BatchNorm  # nn.BatchNorm2d and timm's BatchNormAct2d
 BN_KEYS = ("weight", "bias", "running_mean", "running_var")
@@ -256,3 +259,33 @@ class ConFiT:
             raise IndexError(f"No statistics stored for task {i}: call end_task() after training it.")
         recover = mode == "xconv" and i < len(self.tasks) - 1
         return task_bn(self.model, self.tasks[i], self.pairs if recover else None)
+
+
+def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                     test_sets: Sequence[tuple[torch.Tensor, torch.Tensor]], task_slices: Sequence[slice], *,
+                     hierarchical: bool, epochs: int, lr: float, momentum: float, batch_size: int,
+                     transform: Callable[[torch.Tensor], torch.Tensor], seed: int, device: str = "cpu",
+                     modes: Sequence[str] = ("xconv",), last_modes: Sequence[str] | None = None,
+                     after_task: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Task-incremental fine-tuning of `cft.model` along a stream (naive, or `hierarchical`), a fresh SGD per
+    task, statistics stored after each; returns the accuracy matrix under each BN mode in `modes` (all rows)
+    and `last_modes` (the last row only). Chapter 4 builds its ablation ladder with it; chapter 6 compares."""
+    net, n = cft.model, len(train_sets)
+    R = {m: np.full((n, n), np.nan) for m in dict.fromkeys([*modes, *(last_modes or ())])}
+    for t in range(n):
+        opt = train.make_optimizer(net.parameters(), "sgd", lr=lr, momentum=momentum)
+        schedule = hierarchical_schedule(net, head, epochs) if hierarchical else None
+        x, y = train_sets[t]
+        train.fit(net, x, y, epochs=epochs, optimizer=opt, batch_size=batch_size, classes=task_slices[t],
+                  transform=transform, seed=seed + t, device=device, on_epoch=schedule)
+        for p in net.parameters():
+            p.requires_grad_(True)
+        cft.end_task()
+        for mode in (last_modes if last_modes is not None and t == n - 1 else modes):
+            for j in range(t + 1):
+                with cft.for_task(j, mode):
+                    R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=task_slices[j], transform=transform,
+                                                   device=device)
+        if after_task is not None:
+            after_task(t)
+    return R
