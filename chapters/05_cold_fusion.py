@@ -218,9 +218,8 @@ def line(label: str, ev: dict) -> str:
     return f"{label:28s} " + " | ".join(parts)
 
 
-t0 = time.perf_counter()
-ev_pre = evaluate(pretrained, finetune=True)  # the same evaluation seeds for every body: paired comparisons
-print(line("pretrained", ev_pre), f"({time.perf_counter() - t0:.0f} s)")
+# The pretrained body is evaluated (probe and fine-tune) as one more job beside the learners' runs below, so that
+# the two cores share it; the same evaluation seeds serve every body, so differences between bodies are paired.
 
 # %% [markdown]
 # ## ColD Fusion, its mechanism switched off, and the baselines
@@ -265,6 +264,8 @@ def run_learner(job: tuple[str, int]) -> dict:
     seed, started = cfg.seed + s, time.perf_counter()
     body = copy.deepcopy(pretrained)
     out = {"learner": learner, "seed": s}
+    if learner == "pretrained":  # no training: the reference every gain is measured from
+        return {**out, "eval": evaluate(body, finetune=True), "seconds": time.perf_counter() - started}
     if learner in FUSE:
         track = learner == "ColD Fusion" and s == SEEDS[0]
         out.update(history={}, states={0: cold_fusion.body_state(body)}, moves=[], z={})
@@ -305,9 +306,11 @@ def run_learner(job: tuple[str, int]) -> dict:
 
 
 t0 = time.perf_counter()
-jobs = [(learner, s) for learner in LEARNERS for s in SEEDS if learner != "multitask" or s == SEEDS[0]]  # longest first
+jobs = [(learner, s) for learner in LEARNERS for s in SEEDS if learner != "multitask" or s == SEEDS[0]]
+jobs.insert(len(SEEDS), ("pretrained", SEEDS[0]))  # longest first: ColD's runs, then the pretrained evaluation
 results = {(r["learner"], r["seed"]): r for r in parallel.pmap(run_learner, jobs)}
-print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s (one round and multitask: {matched_epochs} epochs each); "
+ev_pre = results.pop(("pretrained", SEEDS[0]))["eval"]
+print(f"{len(jobs)} jobs in {time.perf_counter() - t0:.0f} s (one round and multitask: {matched_epochs} epochs each); "
       "seconds per run: " + ", ".join(f"{lrn} {np.mean([r['seconds'] for (l_, s_), r in results.items() if l_ == lrn]):.0f}"
                                       for lrn in LEARNERS))
 ev = {learner: [results[(learner, s)]["eval"] for s in SEEDS if (learner, s) in results] for learner in LEARNERS}
