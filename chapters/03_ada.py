@@ -224,10 +224,20 @@ def ada_run(s: int, adapters, heads, **kw) -> ada.ADAResult:
                                                               "batch_size": cfg.batch_size, "seed": cfg.seed + s, **kw})
 
 
-def run_seed(s: int) -> dict:
-    """Every learner on seed s's stream: accuracy matrices (and ADA's slots and sizes)."""
+def run_seed(job: tuple[int, str]) -> dict:
+    """Every learner on seed s's stream: accuracy matrices (and ADA's slots and sizes). The first seed's sequential
+    fine-tuning (recorded, not asserted) is a job of its own, so that the two processes share the work evenly."""
+    s, part = job
     tr_s, te_s = data_of[s]
     out = {}
+    if part == "sequential fine-tuning":
+        ft_encoder = ada.AdaptedEncoder(backbone, cfg.first_layer).to(cfg.device)
+        ft_encoder.upper.requires_grad_(True)
+        out["sequential fine-tuning"] = ada.run_sequential(
+            ft_encoder, tr_s, te_s, [new_head(t, s) for t in range(T)], adapters=None,
+            extra=list(ft_encoder.upper.parameters()), **{**fit_kw(cfg.epochs, cfg.seed + s), "lr": cfg.lr_finetune})
+        out["ft_state"] = ft_encoder.upper.state_dict()
+        return out
     probe_heads, R = [new_head(t, s) for t in range(T)], np.full((T, T), np.nan)
     for t in range(T):
         z, y = ada.embed(encoder, None, tr_s[t][0]), tr_s[t][1].to(cfg.device)
@@ -250,20 +260,17 @@ def run_seed(s: int) -> dict:
     out["ADA, take the new adapter"] = ada_run(s, adapters, heads, merge=ada.take_new).R
     out["one shared adapter"] = ada.run_sequential(encoder, tr_s, te_s, [new_head(t, s) for t in range(T)],
                                                    adapters=new_adapter(0, s), **fit_kw(cfg.epochs, cfg.seed + s))
-    if s == SEEDS[0]:  # the first seed also: sequential fine-tuning (recorded, not asserted) and the ablation
-        ft_encoder = ada.AdaptedEncoder(backbone, cfg.first_layer).to(cfg.device)
-        ft_encoder.upper.requires_grad_(True)
-        out["sequential fine-tuning"] = ada.run_sequential(
-            ft_encoder, tr_s, te_s, [new_head(t, s) for t in range(T)], adapters=None,
-            extra=list(ft_encoder.upper.parameters()), **{**fit_kw(cfg.epochs, cfg.seed + s), "lr": cfg.lr_finetune})
-        out["adapters"], out["heads"], out["ft_state"] = adapters, heads, ft_encoder.upper.state_dict()
+    if s == SEEDS[0]:  # the first seed also: the pool-size × selection ablation
+        out["adapters"], out["heads"] = adapters, heads
         out["ablation"] = {(K, how): res if (K, how) == (cfg.K, "transrate") else ada_run(s, adapters, heads, K=K, selection=how)
                            for K in cfg.ablation_K for how in (cfg.ablation_selection if K == cfg.K else ["transrate"])}
     return out
 
 
 t0 = time.perf_counter()
-runs = parallel.pmap(run_seed, SEEDS)
+jobs = [(s, "learners") for s in SEEDS] + [(SEEDS[0], "sequential fine-tuning")]
+done = parallel.pmap(run_seed, jobs)
+runs = [{k: v for (s_, _), r in zip(jobs, done) if s_ == s for k, v in r.items()} for s in SEEDS]
 print(f"{len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
 assert all(torch.equal(p, q) for p, q in zip(backbone.model.parameters(), encoder.model.parameters())), \
     "the frozen backbone must never change"
