@@ -66,7 +66,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from torch import nn
 
-from cl_lib import backbones, config, data, features, metrics, plots, streams, train
+from cl_lib import backbones, config, data, features, metrics, parallel, plots, streams, train
 from cl_lib.claims import Claims
 from cl_lib.methods import dkvb
 
@@ -74,7 +74,6 @@ cfg = config.chapter_config("02_dkvb")
 plots.set_style()
 CH = cfg.chapter
 DEV = cfg.device
-N_THREADS = torch.get_num_threads()
 SHOW = min(24, cfg.codebooks)  # codebooks drawn in the key figures
 
 # %% [markdown]
@@ -114,10 +113,11 @@ plots.show_code(dkvb.key_indices, dkvb.decode, dkvb.forward, dkvb.record_usage, 
 # `seeds` runs draws new points, new unlabelled points for the keys and new initial weights.
 #
 # Everything that follows is many tiny steps, where a second thread costs more in synchronisation than it
-# gains, so the chapter runs them on one thread (the feature extraction below uses all cores).
+# gains, so the chapter runs independent runs (seeds, streams, sizes) side by side instead, one process per core
+# with one thread each (`cl_lib.parallel.pmap`; each run seeds itself, so the numbers do not depend on which
+# process ran it).
 
 # %%
-torch.set_num_threads(1)
 SEEDS = list(range(cfg.seeds))
 centres = torch.tensor([[0.15, 0.20], [0.40, 0.80], [0.85, 0.30], [0.60, 0.55],
                         [0.20, 0.60], [0.75, 0.85], [0.45, 0.15], [0.90, 0.65]])
@@ -166,7 +166,7 @@ def toy_run(seed: int) -> dict[str, tuple[list[torch.Tensor], list[float]]]:
 
 
 t0 = time.perf_counter()
-toy_runs = [toy_run(s) for s in SEEDS]
+toy_runs = parallel.pmap(toy_run, SEEDS)  # one process per core (each run seeds itself)
 toy_names = [n for n in toy_runs[0] if n != "data"]
 for name in toy_names:
     finals = np.array([r[name][1][-1] for r in toy_runs]) * 100
@@ -220,7 +220,6 @@ plots.show(fig, CH, "toy_decision_maps")
 
 # %%
 backbone = backbones.create(cfg.backbone)
-torch.set_num_threads(N_THREADS)  # all cores for the encoder, one thread again afterwards
 t0 = time.perf_counter()
 cifar = features.feature_split(backbone, "cifar10", n_classes=10, train_per_class=cfg.cifar_train_per_class,
                                test_per_class=cfg.cifar_test_per_class, seed=cfg.seed, image_size=cfg.image_size,
@@ -230,7 +229,6 @@ tiny = features.feature_split(backbone, "tiny_imagenet", n_classes=cfg.tiny_task
                               seed=cfg.seed, image_size=cfg.image_size, device=DEV)
 print(f"features: CIFAR-10 {tuple(cifar.z_train.shape)} train / {tuple(cifar.z_test.shape)} test, "
       f"Tiny ImageNet {tuple(tiny.z_train.shape)} train / {tuple(tiny.z_test.shape)} test ({time.perf_counter() - t0:.0f} s)")
-torch.set_num_threads(1)
 
 # %% [markdown]
 # One function runs a stream for every learner. The bottleneck's keys are fitted on the *other* data set's
@@ -285,17 +283,21 @@ def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Str
     out = {"R": np.full((T, T), np.nan), "R_unmasked": np.full((T, T), np.nan), "unused": [], "used": [],
            "counts_shown": [], "votes": [], "preds": [], "y": yte}
     before = b.counts.clone()
+    idx_any = None if iid else dkvb.snap(heads_te, b.keys)  # snapping to any key: the keys never move, so once
+    near, allowed = None, torch.zeros_like(b.counts, dtype=torch.bool)
     for t, rows in enumerate(phases(stream, iid)):
         rows = torch.as_tensor(rows, device=DEV)
         dkvb.train_values(b, idx_tr[rows], ytr[rows], epochs=epochs or cfg.epochs, lr=cfg.lr,
                           batch_size=cfg.batch_size, clip=cfg.clip, label_smoothing=cfg.label_smoothing,
                           seed=cfg.seed + t)
         after = T - 1 if iid else t
-        pred = dkvb.decode(b.values, dkvb.snap(heads_te, b.keys, b.counts > 0)).argmax(1).cpu()
+        near = dkvb.snap_update(heads_te, b.keys, (b.counts > 0) & ~allowed, near)  # = snap to the used keys
+        allowed = b.counts > 0
+        pred = dkvb.decode(b.values, near[0]).argmax(1).cpu()
         out["R"][after] = evaluate(pred, yte, stream, after)
         out["preds"].append(pred)
         if not iid:
-            pred_all = dkvb.decode(b.values, dkvb.snap(heads_te, b.keys)).argmax(1).cpu()
+            pred_all = dkvb.decode(b.values, idx_any).argmax(1).cpu()
             out["R_unmasked"][after] = evaluate(pred_all, yte, stream, after)
         out["unused"].append(float((b.counts == 0).float().mean()))
         if keep:  # only what the figures draw: which keys this task fetched, and the first codebooks' votes
@@ -370,8 +372,10 @@ def summarise(runs: list[dict], title: str) -> dict[str, dict[str, np.ndarray]]:
 
 
 t0 = time.perf_counter()
-runs_c = [run_stream(cifar, tiny, 5, 2, s, ablations=True) for s in SEEDS]
-runs_t = [run_stream(tiny, cifar, cfg.tiny_tasks, cfg.tiny_classes_per_task, s, ablations=False) for s in SEEDS]
+jobs = [("cifar", s) for s in SEEDS] + [("tiny", s) for s in SEEDS]  # one process per core (each run seeds itself)
+done = parallel.pmap(lambda j: run_stream(cifar, tiny, 5, 2, j[1], ablations=True) if j[0] == "cifar" else
+                     run_stream(tiny, cifar, cfg.tiny_tasks, cfg.tiny_classes_per_task, j[1], ablations=False), jobs)
+runs_c, runs_t = done[: len(SEEDS)], done[len(SEEDS):]
 sum_c = summarise(runs_c, "CIFAR-10, 5 tasks × 2 classes")
 sum_t = summarise(runs_t, f"Split Tiny ImageNet, {cfg.tiny_tasks} tasks × {cfg.tiny_classes_per_task} classes")
 print(f"({time.perf_counter() - t0:.0f} s)")
@@ -571,7 +575,7 @@ def run_size(size: tuple[int, int, int]) -> dict:
     return {"R": r["R"], "final": r["final"], "unused": r["unused"][-1]}
 
 
-size_runs = {size: run_size(size) for size in grid_sizes}
+size_runs = dict(zip(grid_sizes, parallel.pmap(run_size, grid_sizes)))
 for knob, values in grid_knobs:
     for v in values:
         r = size_runs[tuple(v if k == knob else d for k, d in zip(["C", "N", "d_k"], default))]

@@ -147,3 +147,20 @@ def test_bad_input_is_named():
         dkvb.train_values(b, idx, torch.zeros(3, dtype=torch.long), epochs=1)
     with pytest.raises(ValueError, match=r"Labels must lie in \[0, 4\)"):
         dkvb.train_values(b, idx, torch.tensor([0, 1, 2, 7]), epochs=1)
+
+
+def test_snap_update_equals_snapping_to_the_keys_allowed_so_far():
+    g = torch.Generator().manual_seed(0)
+    keys, heads = torch.randn(5, 40, 3, generator=g), torch.randn(33, 5, 3, generator=g)
+    allowed, best = torch.zeros(5, 40, dtype=torch.bool), None
+    for step in range(4):  # keys become allowed in four growing steps, every codebook from the first
+        grow = torch.rand(5, 40, generator=g) < 0.15
+        grow[:, step] = True
+        best = dkvb.snap_update(heads, keys, grow & ~allowed, best, max_elements=50)  # several chunks
+        allowed |= grow
+        assert torch.equal(best[0], dkvb.snap(heads, keys, allowed))
+    assert torch.equal(dkvb.snap_update(heads, keys, torch.zeros_like(allowed), best)[0], best[0])  # nothing new
+    with pytest.raises(ValueError, match="at least one allowed key"):
+        only_first = torch.zeros(5, 40, dtype=torch.bool)
+        only_first[0, 0] = True
+        dkvb.snap_update(heads, keys, only_first)

@@ -72,6 +72,40 @@ def snap(heads: torch.Tensor, keys: torch.Tensor, allowed: torch.Tensor | None =
     return torch.cat(out) if out else torch.empty(0, keys.shape[0], dtype=torch.long)
 
 
+@torch.no_grad()
+def snap_update(heads: torch.Tensor, keys: torch.Tensor, new: torch.Tensor,
+                best: tuple[torch.Tensor, torch.Tensor] | None = None,
+                max_elements: int = 2 ** 22) -> tuple[torch.Tensor, torch.Tensor]:
+    """`snap` to the allowed keys, kept up to date as keys become allowed: compares each head only with the keys
+    `new` (C, N) allowed since the last call. Returns (index (B, C), k2 − 2 h·k of that key (B, C)); pass it back
+    as `best`. The keys never move, so chapter 2 tests after each of many tasks without re-snapping to all keys."""
+    B, (C, N, d) = heads.shape[0], keys.shape
+    if best is None:
+        best = (torch.zeros(B, C, dtype=torch.long, device=heads.device),
+                torch.full((B, C), float("inf"), device=heads.device))
+    counts = new.sum(1)
+    m = int(counts.max()) if new.numel() else 0
+    if m > 0:
+        order = torch.argsort((~new).to(torch.int8), dim=1, stable=True)[:, :m]  # (C, m): the new keys first
+        valid = torch.arange(m, device=keys.device)[None] < counts[:, None]
+        k = torch.gather(keys, 1, order[..., None].expand(C, m, d))  # (C, m, d_k)
+        k2 = (k ** 2).sum(-1).masked_fill(~valid, float("inf"))
+        chunk = max(1, max_elements // (C * m))
+        idx, dist = best
+        out_i, out_d = [], []
+        for i in range(0, B, chunk):
+            h = heads[i:i + chunk].transpose(0, 1)  # (C, b, d_k)
+            dmin, j = torch.baddbmm(k2[:, None, :], h, k.transpose(1, 2), alpha=-2).min(-1)  # (C, b)
+            cand, dmin = torch.gather(order, 1, j).T, dmin.T
+            old_i, old_d = idx[i:i + chunk], dist[i:i + chunk]
+            better = (dmin < old_d) | ((dmin == old_d) & (cand < old_i))  # ties: the lower index, as argmin
+            out_i.append(torch.where(better, cand, old_i)), out_d.append(torch.where(better, dmin, old_d))
+        best = (torch.cat(out_i), torch.cat(out_d))
+    if B and bool(torch.isinf(best[1]).any()):
+        raise ValueError("Every codebook needs at least one allowed key; train on some data before masking.")
+    return best
+
+
 def ema_kmeans(x: torch.Tensor, n_keys: int, *, steps: int, batch_size: int = 256, decay: float = 0.95,
                eps: float = 1e-5, dead_fraction: float = 0.1, seed: int = 0) -> torch.Tensor:
     """Fit N keys per head to unlabelled heads x (n, C, d_k) by EMA k-means; re-seed dead keys from the batch."""
