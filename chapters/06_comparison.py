@@ -50,6 +50,7 @@
 # %%
 import copy
 import time
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -193,25 +194,32 @@ def task_accuracies(pred: torch.Tensor, y: torch.Tensor, st: streams.Stream, n: 
     return out
 
 
+def run_learners(s: int, st: streams.Stream, ytr: torch.Tensor, rows: list, row: Callable) -> dict:
+    """Every frozen-feature learner along the tasks whose training rows of `tiny` are `rows`: the accuracy matrix
+    (row t = `row(learner, t)`), bytes kept after each task and training seconds (building included)."""
+    n, out = len(rows), {}
+    for name in VISION:
+        t0 = time.perf_counter()
+        learner, R, mem, spent = make(name, s), np.full((n, n), np.nan), [], 0.0
+        spent += time.perf_counter() - t0  # building (keys for DKVB, the projection for RanPAC) is training time
+        for t, r in enumerate(rows):
+            t0 = time.perf_counter()
+            learner.learn(tiny.z_train[r], ytr[r])
+            spent += time.perf_counter() - t0
+            R[t, : t + 1] = row(learner, t)
+            mem.append(learner.nbytes(st.seen_slice(t).stop))
+        out[name] = {"R": R, "bytes": mem, "seconds": spent}
+    return out
+
+
 def run_vision(s: int) -> dict:
     """Every learner on seed s's class order: accuracy matrix (class-incremental), bytes kept, seconds spent."""
     st = streams.split_stream(tiny.y_train, tiny.y_test, n_tasks=T, classes_per_task=cfg.tiny_classes_per_task,
                               seed=cfg.seed + s, name="Split Tiny ImageNet")
     lut = st.label_map(C)
     ytr, yte = lut[tiny.y_train], lut[tiny.y_test]
-    out = {}
-    for name in VISION:
-        t0 = time.perf_counter()
-        learner, R, mem, spent = make(name, s), np.full((T, T), np.nan), [], 0.0
-        spent += time.perf_counter() - t0  # building (keys for DKVB, the projection for RanPAC) is training time
-        for t, task in enumerate(st.tasks):
-            t0 = time.perf_counter()
-            learner.learn(tiny.z_train[task.train], ytr[task.train])
-            spent += time.perf_counter() - t0
-            seen = st.seen_slice(t)
-            R[t, : t + 1] = task_accuracies(learner.scores(tiny.z_test)[:, seen].argmax(1), yte, st, t + 1)
-            mem.append(learner.nbytes(seen.stop))
-        out[name] = {"R": R, "bytes": mem, "seconds": spent}
+    out = run_learners(s, st, ytr, [task.train for task in st.tasks], lambda learner, t: task_accuracies(
+        learner.scores(tiny.z_test)[:, st.seen_slice(t)].argmax(1), yte, st, t + 1))
     t0 = time.perf_counter()  # joint training: the linear head on everything at once (the upper reference)
     joint = Linear(cfg.seed + s, masked=False, epochs=cfg.epochs)
     joint.learn(tiny.z_train, ytr)
@@ -225,7 +233,8 @@ def run_vision(s: int) -> dict:
 key = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "tiny": tiny.z_train.sum().item(),
        "cifar": cifar.z_train.sum().item(),  # code: the methods, since a notebook's classes have no source file
        "code": cache.code_digest(prototypes, dkvb, train.fit, Linear.__init__, Linear.learn, DKVB.__init__,
-                                 DKVB.learn, DKVB.scores, Prototypes.nbytes, make, task_accuracies, run_vision)}
+                                 DKVB.learn, DKVB.scores, Prototypes.nbytes, make, task_accuracies, run_learners,
+                                 run_vision)}
 t0 = time.perf_counter()
 vision = parallel.pmap(lambda s: cache.cached("ch06_vision", {**key, "run_seed": s}, lambda: run_vision(s)), SEEDS)
 print(f"vision: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
@@ -343,22 +352,13 @@ def prefix_stream(s: int) -> tuple[streams.Stream, torch.Tensor, torch.Tensor, l
 def run_frozen_task_il(s: int) -> dict:
     """Every frozen-feature learner of Part 1 on seed s's prefix stream, evaluated task-incrementally."""
     st, ytr, yte, rows_tr, rows_te = prefix_stream(s)
-    n, out = len(rows_tr), {}
-    for name in VISION:
-        t0 = time.perf_counter()
-        learner, R, mem = make(name, s), np.full((n, n), np.nan), []
-        spent = time.perf_counter() - t0
-        for t in range(n):
-            t0 = time.perf_counter()
-            learner.learn(tiny.z_train[rows_tr[t]], ytr[rows_tr[t]])
-            spent += time.perf_counter() - t0
-            for j in range(t + 1):
-                sl = st.task_slice(j)
-                pred = learner.scores(tiny.z_test[rows_te[j]])[:, sl].argmax(1) + sl.start
-                R[t, j] = float((pred == yte[rows_te[j]]).float().mean())
-            mem.append(learner.nbytes(st.seen_slice(t).stop))
-        out[name] = {"R": R, "bytes": mem, "seconds": spent}
-    return out
+
+    def row(learner, t: int) -> list[float]:  # each seen task's test examples, among its own classes
+        sl = [st.task_slice(j) for j in range(t + 1)]
+        return [float(((learner.scores(tiny.z_test[r])[:, q].argmax(1) + q.start) == yte[r]).float().mean())
+                for r, q in zip(rows_te, sl)]
+
+    return run_learners(s, st, ytr, rows_tr, row)
 
 
 def run_finetune(job: tuple[str, int]) -> dict:
@@ -387,9 +387,8 @@ def run_finetune(job: tuple[str, int]) -> dict:
     return {"R": R, "bytes": list(np.array(heads) + np.cumsum(per_task)), "seconds": time.perf_counter() - t0}
 
 
-ft_key = {**key, "images": tiny_tr.digest(), "code": cache.code_digest(
-    prototypes, dkvb, confit, train.fit, Linear.__init__, Linear.learn, DKVB.__init__, DKVB.learn, DKVB.scores, Prototypes.nbytes,
-    make, prefix_stream, run_frozen_task_il, run_finetune)}
+ft_key = {**key, "images": tiny_tr.digest(),  # Part 1's code, and what this part adds
+          "code": [key["code"], cache.code_digest(confit, prefix_stream, run_frozen_task_il, run_finetune)]}
 t0 = time.perf_counter()
 ft_jobs = [(name, s) for s in SEEDS for name in FT]
 ft_done = parallel.pmap(lambda j: cache.cached("ch06_finetune", {**ft_key, "job": list(j)}, lambda: run_finetune(j)),
