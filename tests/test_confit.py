@@ -85,6 +85,25 @@ class TinyNet(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
+
+def test_channels_last_pairs_phase_means_and_recovery():
+    """The book's images arrive in NHWC memory order (a permute of uint8 HWC arrays), so its convs run channels_last:
+    the pairs, phase means and Xconv must not depend on the memory order."""
+    torch.manual_seed(4)
+    net = TinyNet().double()
+    x = torch.randn(2, 3, 10, 12, dtype=torch.float64)
+    nhwc = TinyNet().double()
+    nhwc.load_state_dict(net.state_dict())
+    nhwc.to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    key = lambda ps: [(p.conv_name, p.bn_name, p.input_hw, p.period) for p in ps]  # noqa: E731
+    assert key(confit.find_conv_bn(nhwc, x_cl)) == key(confit.find_conv_bn(net, x))
+    phase_mu = torch.randn(3, 2, 2, dtype=torch.float64)
+    xs = (centred_input(8, 3, 10, 12, torch.zeros(3), seed=5) + confit.phase_fill(phase_mu, (10, 12)))
+    xs_cl = xs.contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(confit.phase_means(xs_cl, (2, 2)), phase_mu, atol=1e-10)
+    assert torch.allclose(confit.xconv_mean(nhwc.conv1, phase_mu, (10, 12)), nhwc.conv1(xs_cl).mean((0, 2, 3)), atol=1e-10)
+
 def test_pairs_found_from_forward_order_with_shapes():
     net = TinyNet()
     pairs = confit.find_conv_bn(net, torch.randn(2, 3, 10, 12))
@@ -217,6 +236,9 @@ def test_fine_tune_stream_fills_the_lower_triangle_and_stores_every_task(hierarc
     assert not np.isnan(R["xconv"][np.tril_indices(2)]).any() and np.isnan(R["xconv"][0, 1])
     assert np.isnan(R["shared"][0]).all() and not np.isnan(R["shared"][1]).any()  # the last row only
     assert all(p.requires_grad for p in net.parameters())  # stages undone after each task
+    for mode in ("shared", "stale", "xconv"):  # the diagonal, evaluated once: each mode's own evaluation agrees
+        with cft.for_task(1, mode):
+            assert R[mode][1, 1] == confit.train.accuracy(net, *sets[1], classes=slice(2, 4))
     moved = any(not torch.equal(m.weight, convs0[n]) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
     # One epoch of hierarchical fine-tuning trains only the classifier (the authors' schedule); naive moves the convs.
     assert moved != hierarchical

@@ -281,11 +281,16 @@ def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[to
         for p in net.parameters():
             p.requires_grad_(True)
         cft.end_task()
-        for mode in (last_modes if last_modes is not None and t == n - 1 else modes):
-            for j in range(t + 1):
+        row_modes = last_modes if last_modes is not None and t == n - 1 else modes
+        for mode in row_modes:
+            for j in range(t):
                 with cft.for_task(j, mode):
                     R[mode][t, j] = train.accuracy(net, *test_sets[j], classes=task_slices[j], transform=transform,
                                                    device=device)
+        # The task just trained is tested with its live statistics under every mode: one evaluation serves all.
+        own = train.accuracy(net, *test_sets[t], classes=task_slices[t], transform=transform, device=device)
+        for mode in row_modes:
+            R[mode][t, t] = own
         if after_task is not None:
             after_task(t)
     return R
