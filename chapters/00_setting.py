@@ -146,39 +146,57 @@ def probe_layers(model: nn.Module) -> dict[str, nn.Module]:
 # * **Joint training (the reference).** The same network and budget of epochs, trained once on the union of all
 #   tasks, shuffled together: what a learner could reach if the past never went away.
 #
-# The seeds run side by side, one process per CPU core (`cl_lib.parallel`), after the frozen features of every
-# seed's stream have been computed once with all cores.
+# Each learner on each seed is one job; the jobs run side by side, one process per CPU core (`cl_lib.parallel`),
+# the longest first, after the frozen features of every seed's stream have been computed once with all cores.
+# Every job seeds itself, so the numbers do not depend on which process ran it.
 
 # %%
-def run_seed(s: int, keep: bool) -> dict:
-    """All three learners on seed s's stream; with `keep`, what the figures of seed 0 need."""
+def seed_stream(s: int) -> tuple[streams.Stream, list, list]:
+    """Seed s's class-incremental stream and its tasks' training and test images."""
     st = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
                               seed=cfg.seed + s, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class,
                               name="Split Tiny ImageNet", scenario="class")
+    return st, [st.task_data(t, tr, "train") for t in range(len(st))], [st.task_data(t, te, "test") for t in range(len(st))]
+
+
+def run_learner(job: tuple[int, str]) -> dict:
+    """One learner ("linear", "naive" or "joint") on seed s's stream; seed 0's naive run keeps what the figures
+    need. Each learner seeds itself, so the jobs can run in any process, in any order."""
+    s, learner = job
+    st, train_sets, test_sets = seed_stream(s)
     T = len(st)
-    train_sets = [st.task_data(t, tr, "train") for t in range(T)]
-    test_sets = [st.task_data(t, te, "test") for t in range(T)]
-    out = {"stream": st}
+    if learner == "linear":  # frozen backbone + linear head, on cached features
+        train.seed_everything(cfg.seed + s)
+        ftrain = [features.features(backbone, tr, indices=t.train, image_size=cfg.image_size, device=cfg.device)
+                  for t in st.tasks]
+        ftest = [(features.features(backbone, te, indices=t.test, image_size=cfg.image_size, device=cfg.device), y)
+                 for t, (_, y) in zip(st.tasks, test_sets)]
+        head = nn.Linear(backbone.num_features, st.n_classes).to(cfg.device)
+        R = np.full((T, T), np.nan)
+        for t in range(T):
+            opt = train.make_optimizer(head.parameters(), "sgd", lr=cfg.lr_head)
+            train.fit(head, ftrain[t], train_sets[t][1], epochs=cfg.epochs * 5, optimizer=opt,
+                      batch_size=cfg.batch_size, classes=st.seen_slice(t), seed=cfg.seed + s + t, device=cfg.device)
+            R[t] = train.evaluate_row(head, st, ftest, t, device=cfg.device)
+        return {"R_linear": R}
 
-    train.seed_everything(cfg.seed + s)  # frozen backbone + linear head, on cached features
-    ftrain = [features.features(backbone, tr, indices=t.train, image_size=cfg.image_size, device=cfg.device)
-              for t in st.tasks]
-    ftest = [(features.features(backbone, te, indices=t.test, image_size=cfg.image_size, device=cfg.device), y)
-             for t, (_, y) in zip(st.tasks, test_sets)]
-    head = nn.Linear(backbone.num_features, st.n_classes).to(cfg.device)
-    out["R_linear"] = np.full((T, T), np.nan)
-    for t in range(T):
-        opt = train.make_optimizer(head.parameters(), "sgd", lr=cfg.lr_head)
-        train.fit(head, ftrain[t], train_sets[t][1], epochs=cfg.epochs * 5, optimizer=opt, batch_size=cfg.batch_size,
-                  classes=st.seen_slice(t), seed=cfg.seed + s + t, device=cfg.device)
-        out["R_linear"][t] = train.evaluate_row(head, st, ftest, t, device=cfg.device)
+    if learner == "joint":  # joint training on the union
+        train.seed_everything(cfg.seed + s)
+        joint = backbones.create(cfg.backbone)
+        jnet = nn.Sequential(joint.model, nn.Linear(joint.num_features, st.n_classes)).to(cfg.device)
+        opt = train.make_optimizer(jnet.parameters(), "sgd", lr=cfg.lr_finetune)
+        train.fit(jnet, torch.cat([x for x, _ in train_sets]), torch.cat([y for _, y in train_sets]),
+                  epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size, transform=prep, seed=cfg.seed + s,
+                  device=cfg.device)
+        return {"joint_row": train.evaluate_row(jnet, st, test_sets, T - 1, transform=prep, device=cfg.device)}
 
-    probe = test_sets[0][0][: cfg.probe_size]  # naive fine-tuning, with the shift of the task-1 probe images
+    keep = s == 0  # naive fine-tuning, with the shift of the task-1 probe images
+    probe = test_sets[0][0][: cfg.probe_size]
     finetuned = backbones.create(cfg.backbone)
     reference = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
     train.seed_everything(cfg.seed + s)
     net = nn.Sequential(finetuned.model, nn.Linear(finetuned.num_features, st.n_classes)).to(cfg.device)
-    out["R_ft"], out["drift"], out["preds"] = np.full((T, T), np.nan), np.zeros((len(reference), T)), []
+    out = {"stream": st, "R_ft": np.full((T, T), np.nan), "drift": np.zeros((len(reference), T)), "preds": []}
     for t in range(T):
         opt = train.make_optimizer(net.parameters(), "sgd", lr=cfg.lr_finetune)
         x, y = train_sets[t]
@@ -197,14 +215,6 @@ def run_seed(s: int, keep: bool) -> dict:
         out["drift"][:, t] = 1 - shift.layer_cka(reference, now)
     out["layers"] = list(reference)
     out["seen_truth"] = [torch.cat([test_sets[j][1] for j in range(t + 1)]) for t in range(T)]
-
-    train.seed_everything(cfg.seed + s)  # joint training on the union
-    joint = backbones.create(cfg.backbone)
-    jnet = nn.Sequential(joint.model, nn.Linear(joint.num_features, st.n_classes)).to(cfg.device)
-    opt = train.make_optimizer(jnet.parameters(), "sgd", lr=cfg.lr_finetune)
-    train.fit(jnet, torch.cat([x for x, _ in train_sets]), torch.cat([y for _, y in train_sets]), epochs=cfg.epochs,
-              optimizer=opt, batch_size=cfg.batch_size, transform=prep, seed=cfg.seed + s, device=cfg.device)
-    out["joint_row"] = train.evaluate_row(jnet, st, test_sets, T - 1, transform=prep, device=cfg.device)
     return out
 
 
@@ -217,7 +227,10 @@ for s in range(cfg.seeds):  # the frozen backbone's features, computed once here
         features.features(backbone, te, indices=task.test, image_size=cfg.image_size, device=cfg.device)
 print(f"features: {time.perf_counter() - t0:.0f} s")
 t0 = time.perf_counter()
-runs = parallel.pmap(lambda s: run_seed(s, keep=s == 0), list(range(cfg.seeds)))  # one process per CPU core
+LEARNERS = ("naive", "joint", "linear")  # the longest first: the processes then share the work evenly
+jobs = [(s, learner) for learner in LEARNERS for s in range(cfg.seeds)]
+done = dict(zip(jobs, parallel.pmap(run_learner, jobs)))  # one process per CPU core
+runs = [{k: v for learner in LEARNERS for k, v in done[s, learner].items()} for s in range(cfg.seeds)]
 for s, r in enumerate(runs):
     print(f"seed {s}: final accuracy — frozen + linear {np.mean(r['R_linear'][-1]) * 100:.1f} %, naive FT "
           f"{np.mean(r['R_ft'][-1]) * 100:.1f} % (forgetting {metrics.forgetting(r['R_ft']) * 100:.1f}), joint "
