@@ -34,7 +34,10 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     for item in session.items:
         if type(item).__name__ == "IPyNbCell":
             cells.setdefault(item.parent, []).append(item)
+    worker = hasattr(session.config, "workerinput")  # under pytest-xdist every worker collects every notebook
     for parent, items in cells.items():
+        if worker and not any(item.nodeid in _reports for item in items):
+            continue  # another worker ran this one and writes it
         nb = parent.nb
         code = [c for c in nb.cells if c.cell_type == "code"]
         seconds, status, ran = 0.0, "ok", 0
