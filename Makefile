@@ -6,11 +6,10 @@ VENV_DIR := $(abspath $(VENV))
 PY := $(VENV_DIR)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 CELL_TIMEOUT ?= 1200
-# glibc: keep freed memory for reuse instead of mapping and unmapping every large tensor. CPU steps of a CNN at
-# 224 px otherwise spend a fifth of their time in page faults (EfficientNet-Lite0, batch 20, one thread: 14.6 s ->
-# 11.6 s, system time 2.4 s -> 0.1 s). Allocation only: every number is unchanged. Other C libraries ignore these.
-export MALLOC_MMAP_MAX_ := 0
-export MALLOC_TRIM_THRESHOLD_ := 1073741824
+# glibc, for the 224-px CPU runs of the smoke run: keep freed memory for reuse instead of mapping and unmapping every
+# large tensor, which otherwise costs a fifth of a CNN step in page faults (EfficientNet-Lite0, batch 20, one thread:
+# 14.6 s -> 11.6 s, system time 2.4 s -> 0.1 s). Allocation only: no number changes. Other C libraries ignore it.
+BIG_TENSOR_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824
 # What every executed notebook sees: this tree's cl_lib first, inline figures, widgets drawn as plain images.
 KERNEL_ENV := PYTHONPATH=$(CURDIR) MPLBACKEND=module://matplotlib_inline.backend_inline CL_BOOK_STATIC=1
 NBVAL := $(PY) -m pytest -q -p scripts.nbcapture --nbval-lax --nbval-cell-timeout=$(CELL_TIMEOUT) --durations=0
@@ -51,7 +50,7 @@ solutions: install
 SMOKE_ORDER := 04_confit 01_pretrainers 06_comparison 00_setting 05_cold_fusion 02_dkvb 03_ada
 smoke: install
 	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 $(PY) scripts/book.py notebooks
-	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 CL_BOOK_CAPTURE=_build/executed/full-smoke OMP_NUM_THREADS=1 $(KERNEL_ENV) \
+	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 CL_BOOK_CAPTURE=_build/executed/full-smoke OMP_NUM_THREADS=1 $(BIG_TENSOR_MALLOC) $(KERNEL_ENV) \
 	  $(NBVAL) -n 2 --dist loadfile --no-loadscope-reorder \
 	  $(SMOKE_ORDER:%=_build/notebooks/full-smoke/%.ipynb) _build/notebooks/full-smoke/[0-9]*.ipynb
 
