@@ -9,6 +9,8 @@ dicts only, so nothing in the cache folder can run as code.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import inspect
 import json
@@ -16,7 +18,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, TypeVar
+from typing import IO, Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -155,19 +157,39 @@ def load_entry(path: Path, key: dict[str, Any]) -> Any:
         raise ValueError(f"{path.name}: not plain data ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
 
 
+@contextlib.contextmanager
+def entry_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<name>.lock` beside an entry while it is computed and written, so that two
+    processes asking for the same entry compute it once, and neither deletes the other's half-written files."""
+    with open(path.with_suffix(".lock"), "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def cached(kind: str, key: dict[str, Any], compute: Callable[[], V], *, verbose: bool = True) -> V:
-    """Return the cached value for `key`, computing and storing it on a miss or a bad entry."""
+    """Return the cached value for `key`, computing and storing it on a miss or a bad entry. A first read takes no
+    lock; a miss takes the entry's lock, reads again (another process may just have written it), and only then
+    discards a bad entry and computes."""
     folder = config.cache_dir(kind)
     sweep_temporaries(folder)
     path = folder / f"{key_hash(key)[:32]}.pt"
-    if path.exists() or path.with_suffix(".json").exists():
+    if path.exists() and path.with_suffix(".json").exists():
         try:
             return load_entry(path, key)
-        except ValueError as err:  # corrupt, truncated, foreign or unsafe: recompute, never trust
-            if verbose:
-                print(f"[cache] {kind}: discarding bad entry ({err}); recomputing")
-            path.unlink(missing_ok=True)
-            path.with_suffix(".json").unlink(missing_ok=True)
-    value = compute()
-    save_entry(path, key, value)
+        except ValueError:  # maybe being written right now: decide under the lock
+            pass
+    with entry_lock(path):
+        if path.exists() or path.with_suffix(".json").exists():
+            try:
+                return load_entry(path, key)
+            except ValueError as err:  # corrupt, truncated, foreign or unsafe: recompute, never trust
+                if verbose:
+                    print(f"[cache] {kind}: discarding bad entry ({err}); recomputing")
+                path.unlink(missing_ok=True)
+                path.with_suffix(".json").unlink(missing_ok=True)
+        value = compute()
+        save_entry(path, key, value)
     return value
