@@ -12,9 +12,10 @@ import os
 import time
 import tomllib
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: `book.toml`, `chapters/` and `data/` sit here."""
@@ -31,8 +32,91 @@ def book_file() -> Path:
 
 @lru_cache(maxsize=8)
 def _read(path: str, mtime: float) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            book = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err}); fix the syntax there.") from None
+    validate(book, path)
+    return book
+
+
+ZERO_OK = {"first_layer", "layer"}  # integer settings for which 0 is a meaningful value (a layer index)
+PROFILE_KEYS = {"description": str, "verified": bool, "estimate_cost": bool}
+
+
+def _kind(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def validate(book: dict[str, Any], path: str = "book.toml") -> None:
+    """Check book.toml when it is read, so that a typo fails at once with one line naming the file, the key and
+    the fix, not as a TypeError deep in a training loop: [book], every [[chapters]] entry, and each chapter's
+    table in every profile (the same keys and types in each, counts ≥ 1, numbers ≥ 0)."""
+    def fail(msg: str) -> None:
+        raise ConfigError(f"{path}: {msg}")
+
+    meta = book.get("book", {})
+    if not isinstance(meta.get("title", ""), str):
+        fail("[book] title must be a string")
+    if "seed" in meta and (type(meta["seed"]) is not int or meta["seed"] < 0):
+        fail(f"[book] seed = {meta['seed']!r} must be a non-negative integer, e.g. seed = 0")
+    entries = book.get("chapters", [])
+    if not isinstance(entries, list) or not entries:
+        fail("no [[chapters]] entries; each chapter needs one with file, title and paper")
+    for i, ch in enumerate(entries, 1):
+        for key in ("file", "title", "paper"):
+            if not isinstance(ch.get(key), str) or not ch.get(key):
+                fail(f"[[chapters]] entry {i} ({ch.get('title') or ch.get('file') or 'untitled'}) has no {key!r}; "
+                     f"add {key} = \"...\"" + (" (e.g. \"07_slug.py\")" if key == "file" else ""))
+        if not ch["file"].endswith(".py"):
+            fail(f"[[chapters]] entry {i}: file = {ch['file']!r} must name a chapter source, e.g. \"07_slug.py\"")
+    profiles_ = book.get("profiles", {})
+    if not profiles_:
+        fail("no [profiles.<name>] tables; the book needs at least [profiles.quick]")
+    slugs = [Path(ch["file"]).stem for ch in entries]
+    for name, prof in profiles_.items():
+        for key, value in prof.items():
+            if key in PROFILE_KEYS and not isinstance(value, PROFILE_KEYS[key]):
+                fail(f"[profiles.{name}] {key} must be {_kind(PROFILE_KEYS[key]())}, got {value!r}")
+            if key not in PROFILE_KEYS and key not in slugs:
+                near = get_close_matches(key, slugs + list(PROFILE_KEYS), n=1)
+                fail(f"[profiles.{name}.{key}] is not a chapter of [[chapters]]"
+                     + (f"; did you mean {near[0]!r}?" if near else "; add a [[chapters]] entry for it"))
+        for slug in slugs:
+            if not isinstance(prof.get(slug), dict):
+                fail(f"no [profiles.{name}.{slug}] table; every chapter needs one in every profile")
+    names = list(profiles_)
+    for slug in slugs:
+        tables = {n: {k: v for k, v in profiles_[n][slug].items() if k != "smoke"} for n in names}
+        for n, table in tables.items():
+            others = [m for m in names if m != n]
+            for key, value in table.items():
+                ref = next((tables[m][key] for m in others if key in tables[m]), None)
+                if others and all(key not in tables[m] for m in others):
+                    near = get_close_matches(key, list(tables[others[0]]), n=1)
+                    fail(f"[profiles.{n}.{slug}] {key!r} is not a setting of this chapter in "
+                         f"[profiles.{others[0]}.{slug}]" + (f"; did you mean {near[0]!r}?" if near else
+                                                             f"; add it to [profiles.{others[0]}.{slug}] too"))
+                _check_value(fail, f"[profiles.{n}.{slug}] {key}", key, value, ref)
+            smoke_caps = profiles_[n][slug].get("smoke", {})
+            for key, value in smoke_caps.items():
+                if key not in table:
+                    near = get_close_matches(key, list(table), n=1)
+                    fail(f"[profiles.{n}.{slug}.smoke] caps {key!r}, which the profile does not set"
+                         + (f"; did you mean {near[0]!r}?" if near else ""))
+                _check_value(fail, f"[profiles.{n}.{slug}.smoke] {key}", key, value, table[key])
+
+
+def _check_value(fail: Callable[[str], None], where: str, key: str, value: Any, ref: Any) -> None:
+    """One setting: the type the other profiles give it (an integer may stand for a number), counts ≥ 1."""
+    if ref is not None and not (type(value) is type(ref) or (type(value) is int and type(ref) is float)):
+        fail(f"{where} = {value!r} must be {_kind(ref)}, as in the other profiles (e.g. {ref!r})")
+    if type(value) is int and value < (0 if key in ZERO_OK else 1):
+        fail(f"{where} = {value} must be ≥ {0 if key in ZERO_OK else 1}")
+    if type(value) is float and value < 0:
+        fail(f"{where} = {value} must be ≥ 0")
 
 
 def load_book() -> dict[str, Any]:
@@ -186,13 +270,20 @@ def cache_dir(*parts: str) -> Path:
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"The cache folder {path} cannot be created: {base} or a folder in it is a file. Point "
                           f"CL_BOOK_CACHE at a folder (or unset it to use data/cache/).") from None
+    except OSError as err:  # no such parent, read-only, permission, a virtual file system (/proc) ...
+        raise ConfigError(f"The cache folder {path} cannot be created ({err.strerror or err}). Point CL_BOOK_CACHE at "
+                          f"a writable folder (or unset it to use data/cache/).") from None
     return path
 
 
 def build_dir(*parts: str) -> Path:
     """A folder under the build output (``CL_BOOK_BUILD``, default `_build/`), created on demand."""
     path = Path(os.environ.get("CL_BOOK_BUILD", ROOT / "_build")).expanduser().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"The build folder {path} cannot be created ({err.strerror or err}). Point CL_BOOK_BUILD at "
+                          f"a writable folder (or unset it to use _build/).") from None
     return path
 
 
