@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, config
+from . import cache, config, data
 
 TEXT_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
 OFFLINE = ("tf_efficientnet_lite0", "all-MiniLM-L6-v2")
@@ -133,19 +133,42 @@ def _timm(name: str, pretrained: bool, weights_file: str | Path | None = None) -
         if not path.is_file():
             raise BackboneError(f"Weights file {path} for {name!r} does not exist: check the path, or leave "
                                 f"weights_file unset to use the hub (online) or data/cache/weights/{name}.safetensors.")
+        try:  # read it first: a truncated, garbage or pickled-code file is unreadable, not "another architecture"
+            file_state = _file_state(path)
+            if not isinstance(file_state, dict) or not all(isinstance(v, torch.Tensor) for v in file_state.values()):
+                raise ValueError("not a mapping of tensor names to tensors")
+        except Exception as err:
+            first = (str(err).strip().splitlines() or [""])[0][:160]
+            raise BackboneError(f"Weights file unreadable or corrupt: {path} ({type(err).__name__}: {first}); replace "
+                                f"it with an intact copy of the weights for {name!r}.") from None
         try:
             model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)})
         except RuntimeError as err:  # timm's "size mismatch" / "Missing key(s)": weights of another architecture
-            first = str(err).strip().splitlines()[0][:200]
+            lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+            first = next((ln for ln in lines if ln.startswith("size mismatch for")), lines[0] if lines else "")[:240]
             raise BackboneError(f"Weights file {path.name} does not fit {name!r} ({first}); it holds another "
                                 f"architecture: use the file made for {name!r}, or the model it was made for.") from None
-        missing = [k for k in model.state_dict() if k not in _file_state(path)]
+        missing = [k for k in model.state_dict() if k not in file_state]
         if missing:  # timm loads a partial file without complaint, leaving those tensors random
             raise BackboneError(f"Weights file {path.name} does not fit {name!r}: {len(missing)} of its tensors are not "
                                 f"in the file (e.g. {missing[0]}); it holds another architecture: use the file made "
                                 f"for {name!r}, or the model it was made for.")
         weights = f"file:{path.name}:{cache.file_digest(path)[:16]}"
     elif pretrained:
+        arch, _, tag = name.partition(".")
+        if tag:
+            try:  # check the tag before anything is fetched: a typo is not a hub failure
+                timm.models.get_pretrained_cfg(name)
+            except RuntimeError:
+                tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+                raise BackboneError(f"Unknown pretrained tag {tag!r} for {arch!r}: its tags are "
+                                    f"{', '.join(tags[:12]) or 'none'}{' ...' if len(tags) > 12 else ''}.") from None
+        switch = data.offline()
+        if switch:  # no network call at all: timm and the hub client do not all honour the same switches
+            raise BackboneError(
+                f"No pretrained weights for {name!r} offline ({switch} is set): place a weights file at "
+                f"{config.cache_dir('weights')}/{name}.safetensors (or .pth), or set CL_BOOK_WEIGHTS to a folder "
+                f"holding it, or unset {switch} to download it, or use an offline backbone: {', '.join(OFFLINE)}.")
         try:
             model = timm.create_model(name, pretrained=True, num_classes=0)
         except Exception as err:  # offline, or the hub refused
