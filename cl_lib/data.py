@@ -18,6 +18,7 @@ import pickle
 import re
 import tarfile
 import tempfile
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -148,15 +149,39 @@ def offline() -> str | None:
     return None
 
 
-def download(url: str, dest: Path, spec: dict[str, Any], *, timeout: float = 30) -> None:
+DOWNLOAD_DEADLINE = float(os.environ.get("CL_BOOK_DOWNLOAD_DEADLINE", 3 * 3600))  # seconds for one whole file
+
+
+def download(url: str, dest: Path, spec: dict[str, Any], *, timeout: float = 30,
+             deadline: float | None = None) -> None:
     """Stream `url` to a `.part` file beside `dest`, verify it, then move it into place; on any failure the
-    `.part` file is removed and `dest` is untouched."""
+    `.part` file is removed and `dest` is untouched. A file larger than the manifest's `size` is refused as soon
+    as that shows (its Content-Length first), and the whole transfer gets `deadline` seconds, not only each read
+    `timeout`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     cache.sweep_temporaries(dest.parent)
+    limit = spec.get("size")
+    deadline = DOWNLOAD_DEADLINE if deadline is None else deadline
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
+        started = time.monotonic()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while block := resp.read(1 << 20):
+            announced = resp.headers.get("Content-Length")
+            if limit is not None and announced is not None and announced.isdigit() and int(announced) > limit:
+                raise DataError(f"The download of {dest.name} from {url} announces {int(announced):,} bytes where the "
+                                f"manifest says {limit:,}; nothing was kept. Check the URL, or place a verified copy in "
+                                f"{dest.parent} or in the folder named by CL_BOOK_DATA.")
+            got = 0
+            while block := resp.read1(1 << 20):  # what has arrived, up to 1 MiB: the deadline is checked often
+                got += len(block)
+                if limit is not None and got > limit:
+                    raise DataError(f"The download of {dest.name} from {url} exceeds the manifest's {limit:,} bytes; "
+                                    f"stopped, nothing was kept. Check the URL, or place a verified copy in "
+                                    f"{dest.parent} or in the folder named by CL_BOOK_DATA.")
+                if time.monotonic() - started > deadline:
+                    raise DataError(f"The download of {dest.name} from {url} took longer than {deadline:.0f} s; "
+                                    f"stopped, nothing was kept. Try again later (CL_BOOK_DOWNLOAD_DEADLINE sets the "
+                                    f"limit), or place a verified copy in {dest.parent}.")
                 out.write(block)
         if (why := mismatch(Path(tmp), spec)) is not None:
             algo, want = checksum(spec)
@@ -254,6 +279,11 @@ def _decode_tiny_imagenet(path: Path) -> dict[str, Any]:
             val[parts[-1]] = _decode_image(read())
         elif parts[-1] in ("wnids.txt", "words.txt", "val_annotations.txt"):
             texts[parts[-1]] = read().decode()
+    missing = [f for f in ("wnids.txt", "words.txt", "val_annotations.txt") if f not in texts] + \
+        (["train/<wnid>/images/*.JPEG"] if not train else []) + (["val/images/*.JPEG"] if not val else [])
+    if missing:  # e.g. a member stored as a link, which is never followed
+        raise DataError(f"{path.name} is not a complete Tiny ImageNet archive: no regular file for "
+                        f"{', '.join(missing)} (links are not followed). Use the official archive or the book's copy.")
     wnids = sorted(texts["wnids.txt"].split())
     words = dict(line.split("\t", 1) for line in texts["words.txt"].splitlines() if "\t" in line)
     index = {w: i for i, w in enumerate(wnids)}

@@ -158,3 +158,69 @@ def test_offline_switches_stop_the_download(server, tmp_path, monkeypatch):
         monkeypatch.delenv(var)
     assert hits == []
     assert data.resolve("cifar10")["archive"].read_bytes() == b"abc" and hits == ["/x.tar.gz"]
+
+
+def test_an_oversize_download_stops_at_the_manifest_size(server, tmp_path, monkeypatch):
+    """Before: a 30 MB response was fetched whole where the manifest said 1,000 bytes, then rejected."""
+    root, base, hits = server
+    big = root / "big.tar.gz"
+    big.write_bytes(b"x" * 30_000_000)
+    _manifest(tmp_path, monkeypatch, "cifar10", [{"name": "cifar-10-python.tar.gz", "url": f"{base}/big.tar.gz",
+                                                  "sha256": "0" * 64, "size": 1000}])
+    with pytest.raises(data.DataError, match="announces 30,000,000 bytes where the manifest says 1,000"):
+        data.resolve("cifar10")
+    assert not any(p.is_file() for p in config.cache_dir().rglob("*"))
+
+
+def test_a_response_without_length_is_cut_at_the_manifest_size(tmp_path):
+    """A server that sends no Content-Length is stopped once the bytes pass the manifest's size."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        try:
+            for _ in range(40):  # up to 40 MiB, no length announced
+                conn.sendall(b"y" * (1 << 20))
+        except OSError:  # the client stopped reading: what the test wants
+            pass
+        conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    dest = tmp_path / "dl" / "f.bin"
+    with pytest.raises(data.DataError, match="exceeds the manifest's 2,000,000 bytes"):
+        data.download(f"http://127.0.0.1:{port}/f.bin", dest, {"name": "f.bin", "sha256": "0" * 64, "size": 2_000_000})
+    srv.close()
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+
+
+def test_a_slow_download_hits_its_deadline(tmp_path):
+    """Each read has a timeout; the whole transfer has a deadline too (a server trickling bytes forever)."""
+    import socket
+    import time
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+        try:
+            for _ in range(50):  # 50 small blocks, 0.1 s apart: each read is fast, the whole is slow
+                conn.sendall(b"z" * 100)
+                time.sleep(0.1)
+        except OSError:
+            pass
+        conn.close()
+    threading.Thread(target=serve, daemon=True).start()
+    dest = tmp_path / "dl" / "slow.bin"
+    started = time.monotonic()
+    with pytest.raises(data.DataError, match="took longer than 1 s"):
+        data.download(f"http://127.0.0.1:{port}/slow.bin", dest, {"name": "slow.bin", "sha256": "0" * 64},
+                      timeout=5, deadline=1.0)
+    assert time.monotonic() - started < 4 and not dest.exists() and list(dest.parent.iterdir()) == []
+    srv.close()
