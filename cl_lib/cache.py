@@ -59,6 +59,16 @@ def code_digest(*objs: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def environment() -> dict[str, str | int]:
+    """What float results depend on besides code and data: torch's version, the CPU kernel set ATen picked (by
+    instruction set, or ATEN_CPU_CAPABILITY) and the thread count. Part of the keys of computed features, so that a
+    cache filled under one never serves another (chapter 00 explains why the low bits move)."""
+    import timm
+
+    return {"torch": torch.__version__, "timm": timm.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -157,6 +167,20 @@ def load_entry(path: Path, key: dict[str, Any]) -> Any:
         raise ValueError(f"{path.name}: not plain data ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
 
 
+_SWEPT: set[str] = set()
+
+
+def _sweep_everywhere_once() -> None:
+    """Once per process and cache: sweep stale temporaries in the cache root (a download's `.part`) and in every
+    kind's folder, not only the one in use (a killed write elsewhere would otherwise keep its bytes for good)."""
+    root = config.cache_dir()
+    if str(root) in _SWEPT:
+        return
+    _SWEPT.add(str(root))
+    for folder in [root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())]:
+        sweep_temporaries(folder)
+
+
 @contextlib.contextmanager
 def entry_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on `<name>.lock` beside an entry while it is computed and written, so that two
@@ -175,6 +199,7 @@ def cached(kind: str, key: dict[str, Any], compute: Callable[[], V], *, verbose:
     discards a bad entry and computes."""
     folder = config.cache_dir(kind)
     sweep_temporaries(folder)
+    _sweep_everywhere_once()
     path = folder / f"{key_hash(key)[:32]}.pt"
     if path.exists() and path.with_suffix(".json").exists():
         try:

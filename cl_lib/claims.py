@@ -82,11 +82,9 @@ def clears(values: Sequence[float], above: float | None = None, below: float | N
 def environment() -> dict[str, str | int]:
     """What the numbers were computed with: torch's CPU kernel set, library versions, threads (chapter 00
     explains why verdicts must not depend on them)."""
-    import torch
+    from .cache import environment as computed_with
 
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(),
-            "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
+    return {**computed_with(), "aten_cpu_capability_env": os.environ.get("ATEN_CPU_CAPABILITY", ""),
             "onednn_max_cpu_isa_env": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
 
 

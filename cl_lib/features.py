@@ -14,6 +14,7 @@ import torch
 
 from . import backbones, data, probes, streams
 from .cache import array_digest, cached
+from .cache import environment as cache_environment
 
 
 @torch.no_grad()
@@ -45,7 +46,7 @@ def features(backbone: backbones.Backbone, dataset: data.ImageSet | data.TextSet
     """Cached features of a data set (or of `dataset[indices]`) under a frozen backbone, keyed by its content."""
     key = {"backbone": backbone.name, "weights": backbone.weights, "dataset": dataset.name, "split": dataset.split,
            "content": dataset.digest(), "indices": "all" if indices is None else array_digest(indices),
-           "n": len(dataset) if indices is None else len(indices)}
+           "n": len(dataset) if indices is None else len(indices), "environment": cache_environment()}
     if backbone.kind == "image":
         key["transform"] = backbone.transform_key(image_size)
     else:
@@ -91,3 +92,23 @@ def feature_split(backbone: backbones.Backbone, name: str, *, n_classes: int, tr
     z_te = features(backbone, te, indices=pick.test, image_size=image_size, device=device)
     return FeatureSplit(name, z_tr, torch.as_tensor(tr.labels[pick.train]), z_te, torch.as_tensor(te.labels[pick.test]),
                         tr.class_names, pick.train, pick.test)
+
+
+def held_out_rows(y: torch.Tensor, frac: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) of labels `y`: a seeded `frac` of each class held out, for choosing
+    hyper-parameters on training data (chapters 2 and 6)."""
+    if not 0 < frac < 1:
+        raise ValueError(f"held-out fraction must lie in (0, 1), got {frac}")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: max(1, round(frac * int((y == c).sum())))]
+                                  for c in np.unique(y)]))
+    return np.setdiff1d(np.arange(len(y)), val), val
+
+
+def held_out(fs: FeatureSplit, frac: float = 0.2, seed: int = 0) -> FeatureSplit:
+    """`fs`'s *training* rows split by `held_out_rows`: the held-out part plays the test set, which is never
+    touched while choosing."""
+    fit, val = held_out_rows(fs.y_train, frac, seed)
+    return FeatureSplit(f"{fs.name} (held-out split of train)", fs.z_train[fit], fs.y_train[fit], fs.z_train[val],
+                        fs.y_train[val], fs.class_names)

@@ -15,6 +15,7 @@ from torch import nn
 
 from . import backbones, data, streams
 from .cache import array_digest, cached
+from .cache import environment as cache_environment
 
 
 @dataclass
@@ -100,7 +101,7 @@ def cached_hidden_states(backbone: backbones.Backbone, texts: data.TextSet, *, l
     """`hidden_states` of a text set (or of `texts[indices]`), cached on disk, keyed by its content."""
     key = {"backbone": backbone.name, "weights": backbone.weights, "dataset": texts.name, "split": texts.split,
            "content": texts.digest(), "indices": "all" if indices is None else array_digest(indices),
-           "layer": layer, "max_length": max_length, "kind": "hidden"}
+           "layer": layer, "max_length": max_length, "kind": "hidden", "environment": cache_environment()}
     chosen = texts.texts if indices is None else [texts.texts[i] for i in np.asarray(indices)]
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:

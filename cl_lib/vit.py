@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import atomic_write_bytes
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -172,7 +174,7 @@ def save_weights(model: VisionTransformer, path: str | Path) -> str:
     """Write config + state dict to `path` (safe torch format); return its SHA-256 for `load_weights`."""
     buf = io.BytesIO()
     torch.save({"config": json.dumps(asdict(model.cfg)), "state_dict": model.state_dict()}, buf)
-    Path(path).write_bytes(buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())  # a killed write never leaves half a weights file
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 

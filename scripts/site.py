@@ -113,6 +113,11 @@ def prepare_notebook(ch: dict, nb) -> nbformat.NotebookNode:
     return nb
 
 
+def cell(text: object) -> str:
+    """Text safe inside a Markdown table cell: a `|` would end the cell, a newline the row."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def reproduction_page(chapters: list[dict]) -> str:
     """Every claim of every chapter: the paper's figure, the measured value, pass or fail (from _build/results)."""
     lines = ["# Reproduction: every claim, measured", "",
@@ -128,14 +133,13 @@ def reproduction_page(chapters: list[dict]) -> str:
             missing.append(ch["slug"])
             continue
         lines += [f"## {ch['title']}", "", f"Profile **{rec.get('profile')}**, {rec.get('when', '')}.", "",
-                  "| kind | claim | paper | measured (mean ± std over seeds) | margin | result |",
+                  "| kind | claim | paper | measured (mean ± sample std over seeds, 95 % bound) | needs | result |",
                   "|---|---|---|---|---|---|"]
         for c in rec.get("claims", []):
             vals = c.get("values") or []
             meas = c.get("summary") or (", ".join(f"{v:.3g}" for v in vals) if vals else "")
-            lines.append(f"| {c.get('kind', '')} | {c.get('statement', '').replace('|', '/')} | "
-                         f"{(c.get('paper') or '—').replace('|', '/')} | {meas} | {c.get('margin_text', '')} | "
-                         f"**{c.get('result', '')}** |")
+            lines.append(f"| {cell(c.get('kind', ''))} | {cell(c.get('statement', ''))} | {cell(c.get('paper') or '—')} "
+                         f"| {cell(meas)} | {cell(c.get('margin_text', ''))} | **{cell(c.get('result', ''))}** |")
         lines.append("")
     if missing:
         lines += ["## Not yet measured", "",
@@ -149,7 +153,7 @@ def index_page(chapters: list[dict], extra: list[tuple[str, str]]) -> str:
     rows = []
     for ch in chapters:
         runtime = f"{ch['seconds']:.0f} s" if ch.get("seconds") is not None else "—"
-        rows.append(f"| [{ch['title']}]({ch['slug']}) | {ch['paper']} | {runtime} | {ch['status']} |")
+        rows.append(f"| [{cell(ch['title'])}]({ch['slug']}) | {cell(ch['paper'])} | {runtime} | {cell(ch['status'])} |")
     total = sum(ch["seconds"] or 0 for ch in chapters)
     device = "a CUDA GPU" if config.cuda_available() else "a CPU"
     return "\n".join([
