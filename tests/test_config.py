@@ -84,3 +84,17 @@ def test_cache_folder_that_is_a_file_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("CL_BOOK_CACHE", str(f))
     with pytest.raises(config.ConfigError, match="is a file. Point CL_BOOK_CACHE at a folder"):
         config.cache_dir("features")
+
+
+def test_environment_yml_lists_every_dependency_of_pyproject():
+    """Conda users install from environment.yml: it must not fall behind pyproject.toml (it lacked pytest-xdist)."""
+    import re
+    import tomllib
+
+    root = config.ROOT
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    names = {re.split(r"[<>=!\[ ]", d, maxsplit=1)[0].lower() for d in wanted}
+    listed = {re.split(r"[<>=!\[ ]", ln.strip()[2:], maxsplit=1)[0].lower()
+              for ln in (root / "environment.yml").read_text().splitlines() if ln.strip().startswith("- ")}
+    assert names <= listed, f"environment.yml lacks {sorted(names - listed)}"
