@@ -79,9 +79,13 @@ test: unit chapters solutions smoke book-test
 book: install
 	$(PY) scripts/book.py build
 
+# JupyterLab rooted at the repository (README, WORKSHOP and the chapters in reach), opening on chapters/.
+# On a shared server: make lab LAB_ARGS="--ip=0.0.0.0 --no-browser" (then open the printed URL with its token).
+LAB_ARGS ?=
 lab: install
 	$(PY) scripts/lab_settings.py $(VENV_DIR)
-	cd chapters && $(KERNEL_ENV) CL_BOOK_STATIC=0 $(VENV_DIR)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(KERNEL_ENV) CL_BOOK_STATIC=0 $(VENV_DIR)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+	  --LabApp.default_url=/lab/tree/chapters $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # fill the caches (features, checkpoints, runs) before a workshop: every chapter once in the active profile
 warm: install
