@@ -185,7 +185,9 @@ class Claims:
         threshold and verdict, and the environment the numbers were computed in."""
         rows = []
         for c in self.items:
-            if c.kind == "report":
+            if c.kind == "report" and (c.above is not None or c.below is not None):
+                result = "report: clears its threshold" if c.holds else "report: does not clear its threshold"
+            elif c.kind == "report":
                 result = "not reproduced at this scale" if c.paper else "measured, not a claim"
             else:
                 result = "holds" if c.holds else "FAILS"

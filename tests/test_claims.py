@@ -77,3 +77,28 @@ def test_at_scale_only_is_a_report_unless_the_profile_asserts_it():
     big = claims.Claims(_cfg(assert_at_scale=True))
     assert big.claim("x", [1.0, 1.1, 0.9], above=0.0, at_scale_only=True).kind == "claim"
     assert big["x"].holds
+
+
+def test_crosscheck_compares_verdicts_not_digits(tmp_path, capsys):
+    """Two records whose numbers move but whose verdicts agree pass; a verdict that flips fails."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("crosscheck", Path(config.ROOT) / "scripts" / "crosscheck.py")
+    cc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cc)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, values in ((a, [1.0, 2.0, 3.0]), (b, [1.01, 2.0, 2.99])):
+        folder.mkdir()
+        c = claims.Claims(_cfg())
+        c.claim("gap", values, above=0.2)
+        c.report("measured", values)
+        (folder / "99_test.json").write_text(json.dumps(c.record()))
+    assert cc.compare(a, b, ["99_test"]) == 0
+    c = claims.Claims(_cfg())
+    c.claim("gap", [1.0, 2.0, 3.5], above=0.2)  # lower bound below 0.2 now: the verdict flips
+    c.report("measured", [1.0, 2.0, 3.5])
+    (b / "99_test.json").write_text(json.dumps(c.record()))
+    assert cc.compare(a, b, ["99_test"]) == 1
+    assert cc.compare(a, b, ["99_missing"]) == 1
+    assert "DIFFERS" in capsys.readouterr().out
