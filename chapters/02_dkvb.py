@@ -58,6 +58,7 @@
 # them **once** and train the value table on indices: thousands of epochs cost what a few would on the encoder.
 
 # %%
+import functools
 import time
 
 import matplotlib.pyplot as plt
@@ -214,7 +215,11 @@ plots.show(fig, CH, "toy_decision_maps")
 # (The paper fits CIFAR-10's keys on CIFAR-100; we have no CIFAR-100 offline, and Tiny ImageNet plays its part.)
 # The examples of each data set are drawn once; each of the `seeds` runs then draws a new class order, new keys
 # (another random start of the k-means) and new initial weights for the baselines. Baselines on the same features:
-# a **linear probe** and an **MLP** $m\to128\to\text{ReLU}\to$ classes (Adam), trained task after task; the
+# a **bias-free linear probe** and an **MLP** $m\to128\to\text{ReLU}\to$ classes, trained task after task with
+# the recipe the DKVB authors gave their baselines — DKVB's own batch (256), gradient clip (1.0), label smoothing
+# (0.1) and number of epochs — and an optimiser chosen per seed on a held-out fifth of each class's *training*
+# examples (never the test set) from a grid: plain SGD at learning rate 0.03 or 0.3, or Adam at $10^{-3}$, each
+# with weight decay 0 or $10^{-4}$. The bottleneck itself runs with the paper's fixed recipe, untuned. The
 # bottleneck and the linear probe are also trained **i.i.d.** on the whole stream at once, their own upper
 # references. The metric is the paper's: **balanced accuracy** (mean per-class accuracy).
 
@@ -241,9 +246,12 @@ print(f"features: CIFAR-10 {tuple(cifar.z_train.shape)} train / {tuple(cifar.z_t
 # * **keys fitted on the stream's own data** (all of its tasks' training features, without labels) instead of
 #   another data set's — does it matter *where* the keys come from?
 # * **no used-key masking** at test time — does snapping to a never-trained key (value zero) hurt?
-# * **a linear layer on the same one-hot key codes** (`dkvb.OneHotLinear`: per-key class scores plus a bias,
-#   trained like the linear probe, with Adam) — the same discrete code, without the update that touches only
-#   the fetched values.
+# * **a linear layer on the same one-hot key codes** (`dkvb.OneHotLinear`: per-key class scores averaged over
+#   codebooks), in four variants: {plain SGD, Adam} × {no bias, a shared bias}. Trained by SGD at DKVB's learning
+#   rate without a bias it takes exactly DKVB's steps (a unit test checks it to 1e-6): every step touches only the
+#   fetched rows. A shared bias moves every class's logit for every input; Adam's running moments keep moving rows
+#   that the current batch did not fetch. Adam's learning rate is chosen on held-out data, as for the probes.
+#   The four corners say which of the two breaks the localisation, and by how much.
 
 # %%
 plots.show_code(dkvb.OneHotLinear)
@@ -272,7 +280,7 @@ def phases(stream: streams.Stream, iid: bool) -> list[np.ndarray]:
 
 
 def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Stream, *, iid: bool = False,
-             epochs: int | None = None, keep: bool = False) -> dict:
+             epochs: int | None = None, keep: bool = False, values: bool = False) -> dict:
     """Train a fresh value table on the stream (or i.i.d.); accuracy matrices with and without used-key masking."""
     b = dkvb.Bottleneck(b0.proj, b0.keys, torch.zeros_like(b0.values), torch.zeros_like(b0.counts))
     lut = stream.label_map(fs.n_classes)
@@ -307,27 +315,62 @@ def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Str
             shown = dkvb.Bottleneck(b.proj[:SHOW], b.keys[:SHOW], b.values[:SHOW], b.counts[:SHOW])
             out["votes"].append(dkvb.key_votes(shown).cpu())  # only the codebooks drawn
     out["final"] = train.balanced_accuracy(out["preds"][-1], yte)
+    if values:
+        out["values"] = b.values.cpu()
     return out
 
 
 def run_net(make, x_tr: torch.Tensor, x_te: torch.Tensor, fs: features.FeatureSplit, stream: streams.Stream, *,
-            seed: int, iid: bool = False) -> dict:
-    """The same protocol for a network on the frozen features (or on key codes): fresh Adam per phase."""
+            seed: int, recipe: dict, iid: bool = False, keep: bool = False) -> dict:
+    """The same protocol for a network on the frozen features (or on key codes), trained with DKVB's recipe (batch,
+    gradient clip, label smoothing, as many epochs) and the recipe's optimiser; a fresh optimiser per phase."""
     train.seed_everything(cfg.seed + seed)
     model = make().to(DEV)
     lut = stream.label_map(fs.n_classes)
     ytr, yte = lut[fs.y_train], lut[fs.y_test]
     T = len(stream)
-    out = {"R": np.full((T, T), np.nan), "preds": [], "y": yte}
+    out = {"R": np.full((T, T), np.nan), "preds": [], "y": yte, "recipe": recipe}
     for t, rows in enumerate(phases(stream, iid)):
-        opt = train.make_optimizer(model.parameters(), "adam", lr=cfg.baseline_lr)
-        train.fit(model, x_tr[rows], ytr[rows], epochs=cfg.baseline_epochs, optimizer=opt,
-                  batch_size=cfg.baseline_batch, seed=cfg.seed + seed + t, device=DEV)
+        opt = train.make_optimizer(model.parameters(), recipe["opt"], lr=recipe["lr"], momentum=0.0,
+                                   weight_decay=recipe.get("weight_decay", 0.0))
+        train.fit(model, x_tr[rows], ytr[rows], epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size,
+                  clip=cfg.clip, label_smoothing=cfg.label_smoothing, seed=cfg.seed + t, device=DEV)  # DKVB's order
         pred = train.predict(model, x_te, device=DEV)
         out["R"][T - 1 if iid else t] = evaluate(pred, yte, stream, T - 1 if iid else t)
         out["preds"].append(pred)
     out["final"] = train.balanced_accuracy(out["preds"][-1], yte)
+    if keep:
+        out["model"] = model.cpu()
     return out
+
+
+def tuned(make, x: torch.Tensor, fs: features.FeatureSplit, n_tasks: int, classes_per_task: int, seed: int,
+          recipes: list[dict], iid: bool = False) -> dict:
+    """The recipe of `recipes` with the best final balanced accuracy on a held-out fifth of each class's *training*
+    examples, learnt along the same class order (the test set is never looked at); ties go to the first."""
+    if len(recipes) == 1:
+        return recipes[0]
+    fit_rows, val_rows = features.held_out_rows(fs.y_train, cfg.held_out, seed=cfg.seed + seed)
+    ho = features.held_out(fs, cfg.held_out, seed=cfg.seed + seed)
+    st = streams.split_stream(ho.y_train, ho.y_test, n_tasks=n_tasks, classes_per_task=classes_per_task,
+                              seed=cfg.seed + seed)
+    scores = [run_net(make, x[fit_rows], x[val_rows], ho, st, seed=seed, recipe=r, iid=iid)["final"] for r in recipes]
+    return recipes[int(np.argmax(scores))] | {"held_out": float(max(scores))}
+
+
+# The baselines' grid (each network gets the same grid; DKVB itself runs with the paper's fixed recipe): plain SGD
+# at two learning rates and Adam, each with and without weight decay.
+NET_RECIPES = [{"opt": o, "lr": lr, "weight_decay": wd} for o, lr in (("sgd", 0.03), ("sgd", 0.3), ("adam", 1e-3))
+               for wd in (0.0, 1e-4)]
+# The decomposition of the one-hot linear layer: {SGD, Adam} × {bias, none}. SGD runs at DKVB's own learning rate
+# (without a bias it then *is* DKVB's update); Adam's learning rate is chosen on held-out data.
+CORNERS = {("SGD", False): [{"opt": "sgd", "lr": cfg.lr}], ("SGD", True): [{"opt": "sgd", "lr": cfg.lr}],
+           ("Adam", False): [{"opt": "adam", "lr": lr} for lr in (1e-3, 1e-2, 1e-1)],
+           ("Adam", True): [{"opt": "adam", "lr": lr} for lr in (1e-3, 1e-2, 1e-1)]}
+
+
+def corner_name(opt: str, bias: bool) -> str:
+    return f"one-hot codes, {opt}, {'bias' if bias else 'no bias'}"
 
 
 def run_stream(fs: features.FeatureSplit, other: features.FeatureSplit, n_tasks: int, classes_per_task: int,
@@ -338,19 +381,27 @@ def run_stream(fs: features.FeatureSplit, other: features.FeatureSplit, n_tasks:
     b0 = fit_keys(other.z_train, fs.n_classes, cfg.codebooks, cfg.n_keys, cfg.dim_key, seed)
     m, k = fs.z_train.shape[1], fs.n_classes
     out = {"stream": stream, "keys": b0}
-    out["DKVB"] = run_dkvb(b0, fs, stream, keep=seed == SEEDS[0])
+    out["DKVB"] = run_dkvb(b0, fs, stream, keep=seed == SEEDS[0], values=ablations)
     out["DKVB, no used-key masking"] = {"R": out["DKVB"]["R_unmasked"]}
     out["DKVB i.i.d."] = run_dkvb(b0, fs, stream, iid=True)
-    out["linear probe"] = run_net(lambda: nn.Linear(m, k), fs.z_train, fs.z_test, fs, stream, seed=seed)
-    out["linear probe i.i.d."] = run_net(lambda: nn.Linear(m, k), fs.z_train, fs.z_test, fs, stream, seed=seed, iid=True)
-    out["MLP"] = run_net(lambda: nn.Sequential(nn.Linear(m, 128), nn.ReLU(), nn.Linear(128, k)), fs.z_train,
-                         fs.z_test, fs, stream, seed=seed)
+    nets = {"linear probe": lambda: nn.Linear(m, k, bias=False),
+            "MLP": lambda: nn.Sequential(nn.Linear(m, 128), nn.ReLU(), nn.Linear(128, k))}
+    for name, make in nets.items():
+        recipe = tuned(make, fs.z_train, fs, n_tasks, classes_per_task, seed, NET_RECIPES)
+        out[name] = run_net(make, fs.z_train, fs.z_test, fs, stream, seed=seed, recipe=recipe)
+        if name == "linear probe":
+            recipe_iid = tuned(make, fs.z_train, fs, n_tasks, classes_per_task, seed, NET_RECIPES, iid=True)
+            out["linear probe i.i.d."] = run_net(make, fs.z_train, fs.z_test, fs, stream, seed=seed, recipe=recipe_iid,
+                                                 iid=True)
     if ablations:
         own = fit_keys(fs.z_train, fs.n_classes, cfg.codebooks, cfg.n_keys, cfg.dim_key, seed)
         out["DKVB, keys fitted on this stream's data"] = run_dkvb(own, fs, stream)
-        codes_tr, codes_te = dkvb.key_indices(b0, fs.z_train.to(DEV)), dkvb.key_indices(b0, fs.z_test.to(DEV))
-        out["linear layer on DKVB's one-hot key codes"] = run_net(
-            lambda: dkvb.OneHotLinear(cfg.codebooks, cfg.n_keys, k), codes_tr, codes_te, fs, stream, seed=seed)
+        codes_tr, codes_te = dkvb.key_indices(b0, fs.z_train.to(DEV)), dkvb.key_indices(b0, fs.z_test.to(DEV), masked=False)
+        for (opt, bias), grid in CORNERS.items():
+            make = functools.partial(dkvb.OneHotLinear, cfg.codebooks, cfg.n_keys, k, bias=bias)
+            recipe = tuned(make, codes_tr, fs, n_tasks, classes_per_task, seed, grid)
+            out[corner_name(opt, bias)] = run_net(make, codes_tr, codes_te, fs, stream, seed=seed, recipe=recipe,
+                                                  keep=(opt, bias) == ("SGD", False))
     for name, r in out.items():
         if isinstance(r, dict) and "R" in r:
             r["final"] = float(np.mean(r["R"][-1])) if "final" not in r else r["final"]
@@ -379,13 +430,20 @@ runs_c, runs_t = done[: len(SEEDS)], done[len(SEEDS):]
 sum_c = summarise(runs_c, "CIFAR-10, 5 tasks × 2 classes")
 sum_t = summarise(runs_t, f"Split Tiny ImageNet, {cfg.tiny_tasks} tasks × {cfg.tiny_classes_per_task} classes")
 print(f"({time.perf_counter() - t0:.0f} s)")
+print("Recipes chosen on held-out training data (held-out final balanced accuracy):")
+for title, runs in [("CIFAR-10", runs_c), ("Split Tiny ImageNet", runs_t)]:
+    for name in [n for n in runs[0] if isinstance(runs[0][n], dict) and "recipe" in runs[0][n]]:
+        chosen = [r[name]["recipe"] for r in runs]
+        print(f"  {title}, {name}: " + "; ".join(
+            f"{c['opt']} lr {c['lr']:g}" + (f" wd {c['weight_decay']:g}" if c.get("weight_decay") else "")
+            + (f" ({c['held_out'] * 100:.1f} %)" if "held_out" in c else " (fixed)") for c in chosen))
 
 # %% [markdown]
 # ## What the learners end with
 #
 # Accuracy matrices of the first seed: row $i$ = after task $i$, column $j$ = balanced accuracy on task $j$'s
-# classes, all classes in play. The linear probe and the MLP have a bright diagonal and a dark lower triangle:
-# each task is learnt and then overwritten. The bottleneck's lower triangle stays lit.
+# classes, all classes in play. Below the figure, each learner's diagonal (a task just learnt) and final row
+# (what is left of each task at the end), from the same matrices.
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
@@ -395,6 +453,11 @@ for r, (runs, title) in enumerate([(runs_c, "CIFAR-10"), (runs_t, "Split Tiny Im
 fig.suptitle(f"Balanced accuracy (%) along the stream, seed 0 ({cfg.profile} profile)")
 fig.tight_layout()
 plots.show(fig, CH, "accuracy_matrices")
+for runs, title in [(runs_c, "CIFAR-10"), (runs_t, "Split Tiny ImageNet")]:
+    for name in ["DKVB", "linear probe", "MLP"]:
+        R = runs[0][name]["R"] * 100
+        print(f"{title}, {name}: diagonal {np.round(np.diag(R)).astype(int).tolist()} %, "
+              f"final row {np.round(R[-1]).astype(int).tolist()} %")
 
 # %% [markdown]
 # Along the stream, every seed: the mean balanced accuracy on the classes seen so far (error bars: ±1 standard
@@ -418,12 +481,12 @@ plots.show(fig, CH, "accuracy_curves")
 # ## The ablations: which piece does the work?
 #
 # CIFAR-10, every seed: final balanced accuracy and forgetting of the bottleneck, of the bottleneck with one piece
-# changed, and of the linear probe on the raw features, for scale.
+# changed, of the four linear layers on its one-hot codes, and of the linear probe on the raw features, for scale.
 
 # %%
-abl_names = ["DKVB", "DKVB, no used-key masking", "DKVB, keys fitted on this stream's data",
-             "linear layer on DKVB's one-hot key codes", "linear probe"]
-fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), sharey=True)
+abl_names = ["DKVB", "DKVB, no used-key masking", "DKVB, keys fitted on this stream's data"] + \
+    [corner_name(o, b) for o, b in CORNERS] + ["linear probe"]
+fig, axes = plt.subplots(1, 2, figsize=(14, 5.4), sharey=True)
 for ax, metric, label in [(axes[0], "final", "final balanced accuracy (%)"), (axes[1], "forgetting", "forgetting (points)")]:
     vals = np.array([sum_c[n][metric] for n in abl_names]) * 100
     ax.barh(np.arange(len(abl_names)), vals.mean(1), xerr=vals.std(1), capsize=3,
@@ -623,21 +686,22 @@ plots.controls(draw_size, {"C": cfg.ablation_codebooks, "N": cfg.ablation_n_keys
 # %% [markdown]
 # ## Claims, checked on the numbers above
 #
-# Each claim is the mean over seeds of a gap between the bottleneck and the learner that lacks its mechanism, with
-# a margin set below what we measured and above the spread over seeds:
-# 1. **Toy**: trained task after task on two new classes at a time, the linear probe and the MLP end near 25 %
-#    (they predict the last two classes everywhere), both bottlenecks near 100 %.
-# 2. **Class-incremental streams**: on the same frozen features, the bottleneck ends far above the linear probe
-#    and the MLP, forgets far less, and ends close to **its own** i.i.d. reference.
-# 3. **The localised update is what protects**: on CIFAR-10, a linear layer on the very same one-hot key codes,
-#    trained like a probe (shared bias, Adam's running moments), forgets clearly more than the bottleneck.
+# Each claim is a gap between the bottleneck and the learner that lacks its mechanism, one value per seed; it
+# holds when the one-sided 95 % Student-t bound of the mean gap clears a threshold fixed before the run (the
+# paper's qualitative claim turned into a number: "far above" = 20 points, "forgets far less" = 15, ...):
+# 1. **Toy**: trained task after task on two new classes at a time, both bottlenecks end far above the linear
+#    probe and the MLP.
+# 2. **Class-incremental streams**: on the same frozen features, the bottleneck ends far above the tuned linear
+#    probe and MLP, forgets far less, and ends close to **its own** i.i.d. reference.
+# 3. **The decomposition** (a check and three reports): on CIFAR-10, a linear layer on the very same one-hot key
+#    codes without a bias under plain SGD *is* the bottleneck (a check: after the whole stream its table equals
+#    DKVB's values, seed by seed); with a shared bias, with Adam, or with both, each is recorded against DKVB's
+#    forgetting with the threshold planned for "a non-local update forgets" (10 points). They say which of the two
+#    breaks the localisation at this scale.
 #
-# Recorded, not asserted, because they do not hold (or do not show) at this scale — read their numbers below:
-# the paper's "DKVB approaches the i.i.d. *linear probe*" (here it stays more than ten points below: a few hundred
-# images per task at 64 px and tens of epochs where the paper runs thousands), the effect of used-key masking
-# (within a point here: at this size almost every key a test input snaps to has been used), and where the keys
-# come from (fitting them on the stream's own data helps by a point or two — the paper: the key-init data set
-# matters some, as long as it covers the features).
+# Recorded, not asserted: the paper's "DKVB approaches the i.i.d. *linear probe*" (a claim at `full` scale), the
+# effect of used-key masking, and where the keys come from. What the numbers say is printed after the table,
+# from the record itself.
 
 # %%
 claims = Claims(cfg)
@@ -649,18 +713,25 @@ claims.claim("Toy: both bottlenecks end far above the linear probe and the MLP (
              paper="authors' protocol re-run: DKVB 97.7–99.8 %, linear and MLP 25 %")
 for title, s in [("CIFAR-10", sum_c), ("Split Tiny ImageNet", sum_t)]:
     best = np.maximum(s["linear probe"]["final"], s["MLP"]["final"])
-    claims.claim(f"{title}: DKVB − best of linear probe and MLP, final balanced accuracy", s["DKVB"]["final"] - best,
+    claims.claim(f"{title}: DKVB − best of tuned linear probe and MLP, final balanced accuracy", s["DKVB"]["final"] - best,
                  above=0.2, paper="CIFAR-10 with ResNet-50 features: DKVB far above both (Table 1)")
-    claims.claim(f"{title}: lower forgetting of linear probe and MLP − DKVB's forgetting",
+    claims.claim(f"{title}: lower forgetting of tuned linear probe and MLP − DKVB's forgetting",
                  np.minimum(s["linear probe"]["forgetting"], s["MLP"]["forgetting"]) - s["DKVB"]["forgetting"],
                  above=0.15)
     claims.claim(f"{title}: DKVB i.i.d. − DKVB sequential (close to its own i.i.d. training)",
                  s["DKVB i.i.d."]["final"] - s["DKVB"]["final"], below=0.05)
     claims.claim(f"{title}: linear probe i.i.d. − DKVB sequential", s["linear probe i.i.d."]["final"] - s["DKVB"]["final"],
-                 below=0.15, paper="small: DKVB approaches the i.i.d. linear probe", at_scale_only=True,
-                 detail="more than ten points at the quick scale")
-claims.claim("CIFAR-10: forgetting of a linear layer on DKVB's own one-hot key codes − DKVB's (localised update off)",
-             sum_c["linear layer on DKVB's one-hot key codes"]["forgetting"] - sum_c["DKVB"]["forgetting"], above=0.1)
+                 below=0.15, paper="small: DKVB approaches the i.i.d. linear probe", at_scale_only=True)
+table_gap = [float((r[corner_name("SGD", False)]["model"].scores.weight - r["DKVB"]["values"].reshape(
+    -1, r["DKVB"]["values"].shape[-1])).abs().max()) for r in runs_c]
+claims.check("CIFAR-10: a bias-free linear layer on the one-hot codes under SGD is DKVB (its table equals DKVB's "
+             "values after the stream, every seed, max |Δ| < 1e-3)", max(table_gap) < 1e-3, values=table_gap)
+# The decomposition was planned as a claim on the Adam-and-bias corner (threshold 10 points); measured, that corner
+# forgets no more than DKVB, so all three corners are recorded, each against DKVB with the planned threshold.
+for opt, bias in [("Adam", True), ("SGD", True), ("Adam", False)]:
+    claims.report(f"CIFAR-10: forgetting of a linear layer on DKVB's one-hot codes, {opt}, "
+                  f"{'bias' if bias else 'no bias'} − DKVB's",
+                  sum_c[corner_name(opt, bias)]["forgetting"] - sum_c["DKVB"]["forgetting"], above=0.1)
 claims.report("CIFAR-10: DKVB − DKVB without used-key masking, final balanced accuracy",
               sum_c["DKVB"]["final"] - sum_c["DKVB, no used-key masking"]["final"],
               paper="masking matters where few keys are used (toy)")
@@ -668,6 +739,30 @@ claims.report("CIFAR-10: keys fitted on the stream's own data − keys from Tiny
               sum_c["DKVB, keys fitted on this stream's data"]["final"] - sum_c["DKVB"]["final"],
               paper="the key-init data set matters some (ablation)")
 claims.done()
+
+# %% [markdown]
+# **What the numbers say** (printed from the claims record above, so that it is true of this run):
+
+# %%
+C_ = claims
+forg = {k: C_[f"CIFAR-10: forgetting of a linear layer on DKVB's one-hot codes, {k} − DKVB's"] for k in
+        ("Adam, bias", "SGD, bias", "Adam, no bias")}
+for title in ("CIFAR-10", "Split Tiny ImageNet"):
+    gap = C_[f"{title}: DKVB − best of tuned linear probe and MLP, final balanced accuracy"]
+    lp = C_[f"{title}: linear probe i.i.d. − DKVB sequential"]
+    print(f"{title}: DKVB ends {gap.brief()} above the better of the tuned linear probe and MLP "
+          f"({'holds' if gap.holds else 'does not clear'} the 20-point threshold); the i.i.d. linear probe is "
+          f"{lp.brief()} above DKVB (the paper: small).")
+print(f"On the same one-hot codes, forgetting beyond DKVB's: a shared bias under SGD {forg['SGD, bias'].brief()}, "
+      f"Adam without a bias {forg['Adam, no bias'].brief()}, Adam with a bias {forg['Adam, bias'].brief()}. "
+      + "; ".join(f"{k}: {'clears' if c.holds else 'does not clear'} 10 points" for k, c in forg.items()) + ".")
+chosen = {k: [r[corner_name(*k)]["recipe"]["lr"] for r in runs_c] for k in [("Adam", True), ("Adam", False)]}
+print("Adam's learning rates chosen on held-out data: " + "; ".join(f"{'bias' if b else 'no bias'} {lrs}"
+                                                                     for (_, b), lrs in chosen.items()))
+print(f"Used-key masking changes the final accuracy by "
+      f"{C_['CIFAR-10: DKVB − DKVB without used-key masking, final balanced accuracy'].brief()}; keys fitted on the "
+      f"stream's own data by "
+      f"{C_['CIFAR-10: keys fitted on the stream' + chr(39) + 's own data − keys from Tiny ImageNet, final balanced accuracy'].brief()}.")
 
 # %% [markdown]
 # ## Exercises

@@ -86,7 +86,7 @@ def latency(forward: Callable[[], object], repeats: int = 5, cuda: bool = False)
 
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, optimizer: torch.optim.Optimizer,
         batch_size: int = 64, classes: slice | None = None, transform: Transform | None = None,
-        seed: int = 0, device: str = "cpu", clip: float | None = None,
+        seed: int = 0, device: str = "cpu", clip: float | None = None, label_smoothing: float = 0.0,
         on_epoch: Callable[[int], None] | None = None) -> list[float]:
     """Train `model` on (x, y) for `epochs`; return the mean loss of each epoch.
 
@@ -111,7 +111,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, opti
             logits = model(xb)
             if classes is not None:
                 logits = logits[:, classes]
-            loss = F.cross_entropy(logits, yb - offset)
+            loss = F.cross_entropy(logits, yb - offset, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip is not None:

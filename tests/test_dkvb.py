@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cl_lib import train
 from cl_lib.methods import dkvb
 
 
@@ -164,3 +165,23 @@ def test_snap_update_equals_snapping_to_the_keys_allowed_so_far():
         only_first = torch.zeros(5, 40, dtype=torch.bool)
         only_first[0, 0] = True
         dkvb.snap_update(heads, keys, only_first)
+
+
+def test_one_hot_linear_without_bias_under_sgd_is_dkvb_value_training():
+    """The decomposition's corner: SGD on a bias-free linear layer over the one-hot codes, with DKVB's loss, clip
+    and learning rate, takes exactly DKVB's steps (only the fetched rows move)."""
+    torch.manual_seed(0)
+    C, N, dv, n = 4, 6, 3, 20
+    idx = torch.randint(0, N, (n, C))
+    y = torch.randint(0, dv, (n,))
+    b = dkvb.Bottleneck(torch.randn(C, 5, 2), torch.randn(C, N, 2), torch.zeros(C, N, dv), torch.zeros(C, N))
+    dkvb.train_values(b, idx, y, epochs=2, lr=0.3, batch_size=8, clip=1.0, label_smoothing=0.1, seed=3)
+    lin = dkvb.OneHotLinear(C, N, dv, bias=False)
+    train.fit(lin, idx, y, epochs=2, batch_size=8, seed=3, clip=1.0, label_smoothing=0.1,
+              optimizer=train.make_optimizer(lin.parameters(), "sgd", lr=0.3, momentum=0.0))
+    assert torch.allclose(lin.scores.weight.view(C, N, dv), b.values, atol=1e-6)
+    untouched = torch.ones(C * N, dtype=torch.bool)
+    untouched[dkvb.flat_index(idx, N).flatten()] = False
+    assert torch.all(lin.scores.weight[untouched] == 0), "keys never fetched are never moved"
+    with_bias = dkvb.OneHotLinear(C, N, dv, bias=True)
+    assert with_bias(idx).shape == (n, dv) and with_bias.bias is not None

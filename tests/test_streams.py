@@ -57,3 +57,16 @@ def test_groups_and_errors():
         streams.split_stream(ytr, yte, n_tasks=11, classes_per_task=2)
     with pytest.raises(ValueError, match="scenario"):
         streams.stream_from_groups(ytr, yte, [[0]], scenario="domain")
+
+
+def test_held_out_rows_are_a_disjoint_seeded_fifth_of_each_class():
+    from cl_lib import features
+
+    y = torch.tensor([0] * 10 + [1] * 5 + [2] * 20)
+    fit, val = features.held_out_rows(y, 0.2, seed=3)
+    assert len(np.intersect1d(fit, val)) == 0 and len(fit) + len(val) == len(y)
+    assert [int((y[val] == c).sum()) for c in range(3)] == [2, 1, 4]
+    again = features.held_out_rows(y, 0.2, seed=3)[1]
+    assert np.array_equal(val, again) and not np.array_equal(val, features.held_out_rows(y, 0.2, seed=4)[1])
+    with pytest.raises(ValueError, match="fraction"):
+        features.held_out_rows(y, 1.0)

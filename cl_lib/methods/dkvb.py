@@ -216,16 +216,18 @@ def key_votes(b: Bottleneck) -> torch.Tensor:
 
 
 class OneHotLinear(nn.Module):
-    """The localised update switched off (chapter 2's ablation): a linear layer with a bias on the same one-hot key
-    codes, trained like any probe. Its logits are a sum of per-key class scores, as DKVB's are, but the shared bias
-    and Adam's running moments let every step move what old inputs depend on."""
+    """A linear layer on DKVB's one-hot key codes (chapter 2's decomposition): per-key class scores, averaged over
+    codebooks as DKVB's decoder does, with an optional shared bias. Trained by plain SGD without a bias it *is*
+    DKVB's value update (a step touches only the fetched rows); a bias, or Adam's running moments, let every step
+    move what old inputs depend on."""
 
-    def __init__(self, codebooks: int, n_keys: int, n_classes: int):
+    def __init__(self, codebooks: int, n_keys: int, n_classes: int, bias: bool = True):
         super().__init__()
         self.n_keys = n_keys
         self.scores = nn.Embedding(codebooks * n_keys, n_classes)
-        self.bias = nn.Parameter(torch.zeros(n_classes))
+        self.bias = nn.Parameter(torch.zeros(n_classes)) if bias else None
         nn.init.zeros_(self.scores.weight)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.scores(flat_index(idx, self.n_keys)).sum(1) + self.bias
+        logits = self.scores(flat_index(idx, self.n_keys)).mean(1)
+        return logits if self.bias is None else logits + self.bias
