@@ -1,5 +1,6 @@
 """ADA (cl_lib.methods.ada): adapters start as the identity, the backbone never trains, the transferability
 scores on hand-worked cases, centred logits, distillation, and the pool's bookkeeping."""
+import functools
 import math
 
 import numpy as np
@@ -171,3 +172,20 @@ def test_pool_never_exceeds_K_and_tasks_follow_their_slot(backbone, monkeypatch)
     assert R[1, 0] == R[2, 0] and R[3, 1] == R[2, 1]
     assert all(torch.equal(p, q) for a, s in zip(adapters, snap) for p, q in zip(a.parameters(), s)), \
         "the per-task adapters handed to ADA are never modified"
+
+
+def test_keep_old_trains_a_new_head_on_the_kept_adapter(backbone):
+    """The fair 'distillation off' variant: the slot keeps the old adapter and the new task's head is refitted to
+    it; the caller's heads are never replaced in place, and the task uses the refitted head."""
+    enc = ada.AdaptedEncoder(backbone, first_layer=5)
+    tasks = [synthetic_task(6, 3, seed=t) for t in range(2)]
+    adapters = [ada.AdapterSet(len(enc.points), 384, 4) for _ in range(2)]
+    heads = [nn.Linear(384, 3) for _ in range(2)]
+    before = heads[1].weight.detach().clone()
+    merge = functools.partial(ada.keep_old, head_epochs=30, lr_head=0.05)
+    res = ada.run_ada(enc, tasks, tasks, adapters, heads, K=1, epochs=1, lr=1e-3, batch_size=4, merge=merge)
+    assert res.pool[0] is adapters[0], "the slot keeps the old adapter"
+    assert res.heads[1] is not heads[1] and torch.equal(heads[1].weight, before), "the caller's head is untouched"
+    x, y = tasks[1]
+    assert res.R[1, 1] == ada.accuracy(enc, adapters[0], res.heads[1], x, y) == 1.0, \
+        "the new task is tested with the head refitted on the kept adapter (30 epochs fit 6 examples)"

@@ -102,7 +102,7 @@ print("final row, distilling on all domains seen     :", np.round(R_more[-1] * 1
 # **Expected result.** Accuracy moves by at most a few points at this size; neither loss is clearly better.
 
 # %%
-def distil_kl(enc, old, old_heads, new, new_head, x, *, epochs, lr, batch_size=32, seed=0, tau=2.0):
+def distil_kl(enc, old, old_heads, new, new_head, x, y=None, *, epochs, lr, batch_size=32, seed=0, tau=2.0):
     heads_ = list(old_heads) + [new_head]
     with torch.no_grad():
         z_old, z_new = ada.embed(enc, old, x), ada.embed(enc, new, x)

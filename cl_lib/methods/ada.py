@@ -23,7 +23,7 @@ from torch import nn
 
 from .. import backbones, probes
 from ..text import Hidden, UpperLayers, encoder_parts
-from ..train import minibatches, n_params
+from ..train import fit, make_optimizer, minibatches, n_params
 
 POSITIONS = ("attn", "ffn")  # after the attention output projection; after the FFN output projection
 
@@ -149,9 +149,11 @@ def centred_logits(z: torch.Tensor, heads: Sequence[nn.Linear]) -> torch.Tensor:
 
 
 def distil(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
-           new_head: nn.Linear, x: Hidden, *, epochs: int, lr: float, batch_size: int = 32, seed: int = 0) -> AdapterSet:
+           new_head: nn.Linear, x: Hidden, y: torch.Tensor | None = None, *, epochs: int, lr: float,
+           batch_size: int = 32, seed: int = 0) -> AdapterSet:
     """Double distillation (DMC): a student adapter, starting from `old` and seen through the frozen heads,
-    regresses on both teachers' centred logits (old adapter + its tasks' heads; new adapter + new head)."""
+    regresses on both teachers' centred logits (old adapter + its tasks' heads; new adapter + new head).
+    Needs no labels (`y` is ignored)."""
     heads = list(old_heads) + [new_head]
     with torch.no_grad():
         target = torch.cat([centred_logits(embed(encoder, old, x), old_heads),
@@ -196,16 +198,27 @@ class ADAResult:
     scores: list[list[float] | None] = field(default_factory=list)
     params: list[int] = field(default_factory=list)  # adapters in the pool + heads, after each task
     pool: list[AdapterSet] = field(default_factory=list)
+    heads: list[nn.Linear] = field(default_factory=list)  # each task's head at the end (a merge may replace one)
 
 
 def keep_old(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
-             new_head: nn.Linear, x: Hidden, **_) -> AdapterSet:
-    """Distillation switched off, one way (chapter 3's ablation): the slot keeps its old adapter."""
-    return old
+             new_head: nn.Linear, x: Hidden, y: torch.Tensor, *, head_epochs: int, lr_head: float,
+             batch_size: int = 32, seed: int = 0, **_) -> tuple[AdapterSet, nn.Linear]:
+    """Distillation switched off, one way (chapter 3's ablation): the slot keeps its old adapter, and the new
+    task gets a fresh head trained on that adapter's embeddings of its data (as the frozen-encoder heads are
+    trained), not the head it trained on its own adapter, which the kept adapter would not fit."""
+    head = copy.deepcopy(new_head)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        head.reset_parameters()
+    z = embed(encoder, old, x)
+    fit(head, z, y.to(z.device), epochs=head_epochs, batch_size=batch_size, seed=seed, device=str(z.device),
+        optimizer=make_optimizer(head.parameters(), "adam", lr=lr_head))
+    return old, head
 
 
 def take_new(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Linear], new: AdapterSet,
-             new_head: nn.Linear, x: Hidden, **_) -> AdapterSet:
+             new_head: nn.Linear, x: Hidden, y: torch.Tensor | None = None, **_) -> AdapterSet:
     """Distillation switched off, the other way: the slot takes the new task's adapter."""
     return new
 
@@ -216,10 +229,11 @@ def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]
             merge: Callable[..., AdapterSet] = distil) -> ADAResult:
     """ADA over a stream, given each task's freshly trained adapter and head (step 1, shared with the
     one-adapter-per-task baseline): a pool of at most K adapters; when full, the slot with the best score
-    is replaced by the `merge` (ADA: the distillation) of its adapter and the new one."""
+    is replaced by the `merge` (ADA: the distillation) of its adapter and the new one. A merge returns the slot's
+    adapter, or (adapter, head) when it also gives the new task another head (`keep_old`)."""
     if K < 1:
         raise ValueError(f"The pool needs room for at least one adapter (K={K}).")
-    T, rng = len(train), np.random.default_rng(seed)
+    T, rng, heads = len(train), np.random.default_rng(seed), list(heads)  # a merge may replace the new task's head
     res, pool, slot_of, version = ADAResult(np.full((T, T), np.nan)), [], [], []
     seen: dict[tuple[int, int, int], float] = {}  # (slot, version, task) -> accuracy: re-test only what changed
     for t in range(T):
@@ -232,8 +246,9 @@ def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]
             heads_of = [[heads[j] for j in range(t) if slot_of[j] == k] for k in range(K)]
             scores = slot_scores(selection, encoder, pool, heads_of, x, y, rng)
             slot = int(np.argmax(scores))
-            pool[slot] = merge(encoder, pool[slot], heads_of[slot], adapters[t], heads[t], x, epochs=epochs, lr=lr,
-                               batch_size=batch_size, seed=seed + t)
+            merged = merge(encoder, pool[slot], heads_of[slot], adapters[t], heads[t], x, y=y, epochs=epochs, lr=lr,
+                           batch_size=batch_size, seed=seed + t)
+            pool[slot], heads[t] = merged if isinstance(merged, tuple) else (merged, heads[t])
             version[slot] += 1
         slot_of.append(slot)
         for j in range(t + 1):
@@ -244,7 +259,7 @@ def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]
         res.slots.append(list(slot_of))
         res.scores.append(scores)
         res.params.append(n_params(pool) + n_params(heads[:t + 1]))
-    res.pool = pool
+    res.pool, res.heads = pool, heads
     return res
 
 
