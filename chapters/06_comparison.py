@@ -575,24 +575,25 @@ plots.show(fig, CH, "text_stream_and_frontier",
 # %% [markdown]
 # ## Claims, checked on the numbers above
 #
-# Each claim compares a learner with the one that lacks what the claim credits, on the mean over seeds, by more
-# than the spread:
+# Each claim compares a learner with the one that lacks what the claim credits, one gap per seed; it holds when the
+# one-sided 95 % Student-t bound of the mean gap clears a threshold fixed before the run:
 #
 # 1. **Prototypes on frozen features beat a linear head trained by SGD along the stream** (class-incremental):
 #    NCM, zero gradient steps, against the naive head.
 # 2. **Second-order statistics beat class means**: RanPAC's ridge prototypes against NCM (the Gram matrix switched
 #    off).
 # 3. **Prototypes match or beat DKVB at zero training cost**: RanPAC against DKVB.
-# 4. **With a few dozen images per class, adapting the backbone does not pay** (task-incremental, first tasks):
-#    NCM on frozen features against naive fine-tuning of the whole network on the same images.
 #
-# **Not reproduced here, with the numbers below** (reported, not asserted): RanPAC's random nonlinear expansion
-# against the same ridge decoder on the raw 1280-d features — with a few thousand examples the expansion adds
-# nothing the ridge decoder does not already get; ConFiT against naive fine-tuning (chapter 04 found the same at
-# this scale, and asserts it only in `full`), and ConFiT against NCM; ADA against the frozen encoder with a linear head per task on
-# CLINC150 (as in chapter 03's quick profile, MiniLM's frozen sentence embeddings already separate these intents);
-# and NCM on the ColD-fused body against NCM on the pretrained body (does collaborative fusion on *other* domains
-# make better prototypes for unseen ones?).
+# Recorded, not asserted: **with a few dozen images per class, naive fine-tuning of the whole network does not beat
+# prototypes on frozen features** (task-incremental, first tasks, the same images) — three seeds of a few hundred
+# test images do not clear the bound. This is this chapter's measurement, not SimpleCIL's claim: the same paper's
+# APER shows that adapting the backbone on the first task *does* pay.
+#
+# Also recorded: RanPAC's random nonlinear expansion against the same ridge decoder on the raw 1280-d features;
+# ConFiT against naive fine-tuning (chapter 04 asserts it only at paper scale) and against NCM; ADA against the
+# frozen encoder with a linear head per task on CLINC150; and NCM on the ColD-fused body against NCM on the pretrained
+# body (does collaborative fusion on *other* domains make better prototypes for unseen ones?). Their numbers are in
+# the table and, in words, below it.
 
 # %%
 claims = Claims(cfg)
@@ -605,9 +606,10 @@ claims.report("vision: RanPAC − the same ridge decoder without the random proj
 claims.claim("vision: RanPAC − NCM, final accuracy", fin["RanPAC ridge prototypes"] - fin["NCM (SimpleCIL)"], above=0.0,
              paper="RanPAC: Gram-decorrelated prototypes beat class means")
 claims.claim("vision: RanPAC − DKVB, final accuracy", fin["RanPAC ridge prototypes"] - fin["DKVB (ch. 02)"], above=-0.02)
-claims.claim("task-IL, first tasks: NCM on frozen features − naive fine-tuning of the whole network, final accuracy",
-             rows_ft["NCM (SimpleCIL)"]["final"] - rows_ft[FT[0]]["final"], above=0.0,
-             paper="SimpleCIL: with little data per task, adapting the backbone does not pay")
+claims.report("task-IL, first tasks: NCM on frozen features − naive fine-tuning of the whole network, final accuracy",
+              rows_ft["NCM (SimpleCIL)"]["final"] - rows_ft[FT[0]]["final"], above=0.0,
+             detail="naive fine-tuning only: a slow backbone learning rate (SLCA) or first-task adaptation (APER) "
+                    "are not in this table")
 claims.report("task-IL, first tasks: ConFiT − naive fine-tuning, final accuracy", rows_ft[FT[1]]["final"] - rows_ft[FT[0]]["final"],
               paper="ConFiT: hierarchical fine-tuning and Xconv BN beat naive continual fine-tuning (chapter 04)")
 claims.report("task-IL, first tasks: ConFiT − NCM on frozen features, final accuracy",
@@ -625,18 +627,37 @@ claims.done()
 # %% [markdown]
 # ## Which learner, when
 #
-# Read the table and the frontier above (the numbers are this run's). On frozen features of a good pretrained
-# encoder, the first thing to try is a prototype learner: it trains in well under a second, cannot be hurt by the
-# order of the tasks, needs no task identity, and its memory grows by one vector per class (NCM) or is a fixed Gram
-# matrix (RanPAC). Gradient-trained heads forget unless something stops them (masking the loss to the task's classes
-# helps a lot; DKVB's frozen keys stop it structurally, at the cost of a large value table and minutes of training).
-# Fine-tuning the whole network (naive, or with ConFiT's per-task statistics) costs two orders of magnitude more
-# training time and, with a few dozen images per class, ends *below* the frozen-feature learners even when the
-# task is known: what it gains in fit to the new task it loses in what the old tasks' classifiers relied on.
-# ConFiT is for the other regime — thousands of images per task, a domain far from the pretraining data, and a
-# GPU — where chapter 04 (and the `full` profile) put it.
-# When the domain is far from the pretraining data, or the task identity is known and per-task capacity is
-# affordable, adapters (ADA) buy accuracy that frozen features cannot give.
+# Printed from this run's claims record and table (so that every statement is true of the numbers above):
+
+# %%
+C_ = claims
+pct = lambda rows, n: f"{rows[n]['final'].mean() * 100:.1f} %"  # noqa: E731
+print(f"Class-incremental on frozen features: NCM (no gradient step) ends at {pct(rows_v, 'NCM (SimpleCIL)')}, "
+      f"{C_['vision: NCM − naive linear head, final accuracy (class-IL)'].brief()} above the naive linear head "
+      f"({pct(rows_v, 'linear head, naive')}); the task-masked head reaches {pct(rows_v, 'linear head, task-masked loss')}, "
+      f"DKVB {pct(rows_v, 'DKVB (ch. 02)')}.")
+print(f"Second-order statistics: RanPAC − NCM {C_['vision: RanPAC − NCM, final accuracy'].brief()}; the random "
+      f"projection itself (RanPAC − the same ridge without it) "
+      f"{C_['vision: RanPAC − the same ridge decoder without the random projection'].brief()}.")
+ft = C_["task-IL, first tasks: NCM on frozen features − naive fine-tuning of the whole network, final accuracy"]
+print(f"Fine-tuning the whole network on the first tasks (task-IL): NCM on frozen features − naive fine-tuning "
+      f"{ft.brief()}; ConFiT − naive fine-tuning "
+      f"{C_['task-IL, first tasks: ConFiT − naive fine-tuning, final accuracy'].brief()}, at "
+      f"{rows_ft[FT[1]]['seconds'].mean() / max(rows_ft['NCM (SimpleCIL)']['seconds'].mean(), 1e-9):.0f}× NCM's training "
+      f"time on this machine. Neither is shown to pay at this scale; the book has not measured ConFiT where the "
+      f"paper puts it (thousands of images per task).")
+ada_gap = C_["text: ADA − frozen encoder + a linear head per task, final task-IL accuracy"]
+print(f"Text (CLINC150 domains, task-IL): ADA − the frozen encoder with a linear head per task {ada_gap.brief()}: "
+      + ("adapters buy accuracy here." if ada_gap.stats[2] > 0 else
+         "adapters do not buy accuracy over frozen features on these tasks."))
+print(f"NCM on the ColD-fused body − on the pretrained body: "
+      f"{C_['text: NCM on the ColD-fused body − NCM on the pretrained body, final task-IL accuracy'].brief()}.")
+
+# %% [markdown]
+# The practical reading: on frozen features of a good pretrained encoder, try a prototype learner first — it trains
+# in well under a second, cannot be hurt by the order of the tasks, needs no task identity, and its memory grows by
+# one vector per class (NCM) or is a fixed Gram matrix (RanPAC). Then compare anything costlier against it, on
+# held-out data.
 
 # %% [markdown]
 # ## Exercises
