@@ -193,10 +193,19 @@ def entry_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def cached(kind: str, key: dict[str, Any], compute: Callable[[], V], *, verbose: bool = True) -> V:
+def stored_key(key: dict[str, Any], float_environment: bool = True) -> dict[str, Any]:
+    """The key an entry is stored under: `key`, plus `environment()` unless `float_environment` is False."""
+    return {**key, "float_environment": environment()} if float_environment else key
+
+
+def cached(kind: str, key: dict[str, Any], compute: Callable[[], V], *, verbose: bool = True,
+           float_environment: bool = True) -> V:
     """Return the cached value for `key`, computing and storing it on a miss or a bad entry. A first read takes no
     lock; a miss takes the entry's lock, reads again (another process may just have written it), and only then
-    discards a bad entry and computes."""
+    discards a bad entry and computes. Unless `float_environment` is False (work no torch kernel touches, such as
+    decoding images), the key also holds `environment()`: a cache filled with one CPU kernel set or thread count
+    never serves another."""
+    key = stored_key(key, float_environment)
     folder = config.cache_dir(kind)
     sweep_temporaries(folder)
     _sweep_everywhere_once()

@@ -364,7 +364,7 @@ def _decoded(name: str, decoder: Callable[[Path], dict[str, Any]]) -> tuple[dict
     source = f"{algo}:{digest[:24]}/decoder:{cache.code_digest(decoder, _decode_image)}"
     if (name, source) not in _DECODED:
         key = {"dataset": name, "file": path.name, "source": source}
-        _DECODED[(name, source)] = (cache.cached("decoded", key, lambda: decoder(path)), source)
+        _DECODED[(name, source)] = (cache.cached("decoded", key, lambda: decoder(path), float_environment=False), source)
     return _DECODED[(name, source)]
 
 

@@ -33,7 +33,7 @@ def test_corrupt_entry_is_recomputed(capsys):
     path.write_bytes(path.read_bytes()[:40])
     assert torch.equal(cache.cached("x", key, lambda: torch.full((2,), 7.0)), torch.full((2,), 7.0))
     # and the recomputed entry is now valid
-    assert torch.equal(cache.load_entry(path, key), torch.full((2,), 7.0))
+    assert torch.equal(cache.load_entry(path, cache.stored_key(key)), torch.full((2,), 7.0))
 
 
 def test_atomic_write_leaves_no_temporaries(tmp_path):
@@ -57,3 +57,18 @@ def test_foreign_key_rejected(tmp_path):
         assert "key differs" in str(err)
     else:
         raise AssertionError("a stored entry was returned for another key")
+
+
+def test_an_entry_computed_under_another_kernel_set_is_not_served(monkeypatch):
+    """The key holds the CPU kernel set and thread count: a cache filled on an AVX-512 machine (or with 2 threads)
+    does not hand its low bits to an AVX2 run; decoded images, which no kernel touches, opt out."""
+    calls = []
+    cache.cached("x", {"k": 1}, lambda: calls.append("a") or 1)
+    env = cache.environment()
+    monkeypatch.setattr(cache, "environment", lambda: {**env, "cpu_capability": "OTHER"})
+    assert cache.cached("x", {"k": 1}, lambda: calls.append("b") or 2) == 2
+    cache.cached("d", {"k": 1}, lambda: calls.append("c") or 3, float_environment=False)
+    monkeypatch.setattr(cache, "environment", lambda: env)
+    assert cache.cached("x", {"k": 1}, lambda: calls.append("z") or 0) == 1
+    assert cache.cached("d", {"k": 1}, lambda: calls.append("z") or 0, float_environment=False) == 3
+    assert calls == ["a", "b", "c"]

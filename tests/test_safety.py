@@ -38,7 +38,7 @@ def test_poisoned_cache_entry_does_not_run_and_is_recomputed(tmp_path):
     meta["sha256"] = cache.file_digest(entry)  # ... with a matching checksum (it only guards against corruption)
     entry.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="not plain data"):
-        cache.load_entry(entry, key)
+        cache.load_entry(entry, cache.stored_key(key))
     assert not marker.exists(), "the payload ran"
     assert torch.equal(cache.cached("x", key, lambda: torch.zeros(2)), torch.zeros(2))  # recomputed, not trusted
     assert not marker.exists()
