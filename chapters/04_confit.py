@@ -336,9 +336,10 @@ plots.show(fig, CH, "ladder_curves")
 # weights that have moved puts every BN off-centre, and the error compounds with depth — storing statistics
 # per task is not enough by itself. *Xconv BN repairs that*: the same stored statistics with recovered means
 # climb back to about the level of shared BN. *Hierarchical fine-tuning* changes less of what old tasks depend on
-# (next section), but here it also lowers the accuracy reached on the current task (in the quick profile 2 of the
-# 5 epochs train the classifier and BN only), and at this scale the two cancel within the noise of a few hundred
-# test images per task.
+# than naive fine-tuning for as many epochs (next section) — but it also trains the backbone for fewer steps, and
+# the claims cell compares it with naive fine-tuning given the same backbone steps. It also lowers the accuracy
+# reached on the current task (in the quick profile 2 of the 5 epochs train the classifier and BN only). The
+# ladder's gaps, with their bounds, are printed after the claims table.
 
 # %% [markdown]
 # ## Representational shift, layer by layer
@@ -527,11 +528,13 @@ plots.show(fig, CH, "storage")
 #    first third of the BN layers the recovered task-1 means are much closer to the true ones than the stale
 #    means. (In the last third the ratio is about 1 at 64 px: not asserted, see above.)
 # 2. **Xconv BN beats per-task BN with stale means** (the same stored statistics, recovery switched off).
-# 3. **Hierarchical fine-tuning alleviates the intermediate representational shift**, measured directly: the
-#    stale task-1 BN means are further from the true ones after naive fine-tuning than after hierarchical
-#    fine-tuning — with naive fine-tuning given the *same number of backbone steps* as hierarchical fine-tuning's
-#    last stage, so that the gap is the staging and not fewer steps. (The comparison with naive fine-tuning for
-#    all epochs is recorded as well: it is confounded by the extra steps.)
+#
+# Recorded, with its threshold: **hierarchical fine-tuning alleviates the intermediate representational shift**,
+# measured directly — are the stale task-1 BN means further from the true ones after naive fine-tuning than after
+# hierarchical fine-tuning, with naive fine-tuning given the *same number of backbone steps* as hierarchical
+# fine-tuning's last stage (so that the gap is the staging and not fewer steps)? The comparison with naive
+# fine-tuning for all epochs is recorded as well; it is confounded by the extra steps. What the numbers say is
+# printed after the table.
 #
 # Recorded, not asserted: **Xconv BN at least as good as one shared BN**, **hierarchical fine-tuning forgets
 # less**, and the paper's headline, **ConFiT above naive fine-tuning**. At the quick scale each lands within the
@@ -559,12 +562,14 @@ claims.claim("Xconv BN − shared BN, final ACC (naive FT)", final["+ Xconv BN"]
              paper="Xconv BN ≥ BN shared across tasks", at_scale_only=True,
              detail="within the spread over seeds at the quick scale (two settings tried while writing: −1.0 ± 2.2 "
                     "and +2.1 ± 3.3 points)")
-claims.claim("Stale task-1 BN mean error (mean over BN layers): naive FT with the same backbone steps − hierarchical FT",
-             [a["mismatch"]["stale"].mean() - b["mismatch"]["stale"].mean()
-              for a, b in zip(matched, results["hierarchical"])], above=0.0,
-             paper="hierarchical fine-tuning alleviates the representational shift",
-             detail=f"naive FT trains the backbone {CONV_EPOCHS} of {cfg.epochs} epochs here, as many as hierarchical "
-                    f"FT's last stage: the gap is the staging, not fewer steps")
+# Planned as a claim (threshold 0); measured at quick, naive fine-tuning with the same backbone steps leaves the
+# stale means *closer* to the truth than hierarchical fine-tuning: recorded, with its threshold, and said below.
+claims.report("Stale task-1 BN mean error (mean over BN layers): naive FT with the same backbone steps − hierarchical FT",
+              [a["mismatch"]["stale"].mean() - b["mismatch"]["stale"].mean()
+               for a, b in zip(matched, results["hierarchical"])], above=0.0,
+              paper="hierarchical fine-tuning alleviates the representational shift",
+              detail=f"naive FT trains the backbone {CONV_EPOCHS} of {cfg.epochs} epochs here, as many as hierarchical "
+                     f"FT's last stage: the gap is the staging, not fewer steps")
 claims.report("Stale task-1 BN mean error (mean over BN layers): naive FT (all epochs) − hierarchical FT",
               [a["mismatch"]["stale"].mean() - b["mismatch"]["stale"].mean()
                for a, b in zip(results["naive"], results["hierarchical"])],
@@ -581,6 +586,25 @@ claims.claim("ConFiT − naive fine-tuning, final ACC", final["+ hierarchical FT
              detail="within the spread over seeds at the quick scale (two settings tried while writing: +0.7 ± 2.8 "
                     "and +2.8 ± 2.6 points)")
 claims.done()
+
+# %% [markdown]
+# **What the numbers say** (printed from the claims record above, so that it is true of this run):
+
+# %%
+C_ = claims
+shift_matched = C_["Stale task-1 BN mean error (mean over BN layers): naive FT with the same backbone steps − "
+                   "hierarchical FT"]
+shift_all = C_["Stale task-1 BN mean error (mean over BN layers): naive FT (all epochs) − hierarchical FT"]
+print(f"Xconv against per-task BN with stale means (naive FT): "
+      f"{C_['Xconv BN − per-task BN with stale means, final ACC (naive FT)'].brief()}; against one shared BN: "
+      f"{C_['Xconv BN − shared BN, final ACC (naive FT)'].brief()}; ConFiT against naive fine-tuning: "
+      f"{C_['ConFiT − naive fine-tuning, final ACC'].brief()}.")
+print(f"Stale task-1 mean error, naive − hierarchical FT: {shift_all.brief(1, ' SD')} with all epochs, "
+      f"{shift_matched.brief(1, ' SD')} at the same backbone steps — "
+      + ("hierarchical fine-tuning reduces the shift beyond taking fewer backbone steps." if shift_matched.holds else
+         "what hierarchical fine-tuning saves here is explained by its fewer backbone steps, not by the staging."))
+print(f"Mean over BN layers, Xconv error − shared-BN error: "
+      f"{C_['Xconv error − shared-BN error of the task-1 BN means (mean over BN layers, naive FT)'].brief(1, ' SD')}.")
 
 # %% [markdown]
 # ## Exercises
