@@ -421,19 +421,17 @@ fig.tight_layout()
 plots.show(fig, CH, "transfer_per_task")
 
 # %% [markdown]
-# **Reading the curves.** The numbers printed above are this run's; what to look for:
+# **Reading the curves** (what to look for; whether each holds in this run, with its numbers, is the claims
+# cell's job at the end of the chapter):
 #
 # * *Supervised CL* forgets upstream — the first columns of its task-IL matrix fade row after row. The paper finds
-#   its transfer to unseen tasks rising at the same time; at this scale the k-NN curve moves by about a point, up
-#   then down again, within its seed spread (the claims cell reports it as not reproduced at quick).
+#   its transfer to unseen tasks rising at the same time: compare the first and last points of the k-NN curve
+#   with their error bars.
 # * The *linear probe* reads something k-NN does not: a random ViT's features, standardised and probed by
-#   L-BFGS, are already a strong baseline at this size, and training along the stream barely moves it.
-# * *Masked-modelling CL* at `quick` scale learns slowly: a ViT trained from scratch on a few thousand 32-px
-#   images for a few epochs has barely started on its pretext task (see the reconstructions below), and its
-#   transfer stays within a point or two of the random initialisation. The `full` profile is where the paper's
-#   scale begins.
-# * *Joint* supervised training, with the same number of gradient steps, transfers better than its continual
-#   counterpart.
+#   L-BFGS, can already be a strong baseline at this size — compare the random-initialisation point.
+# * *Masked-modelling CL* from scratch on a few thousand 32-px images for a few epochs has only started on its
+#   pretext task (see the reconstructions below); the `full` profile is where the paper's scale begins.
+# * *Joint* supervised training, with the same number of gradient steps, against its continual counterpart.
 
 # %% [markdown]
 # What the masked-modelling learner does with its pretext task, after the last upstream task (seed 0): masked
@@ -598,12 +596,11 @@ for name, curve_ in dist.items():
           f"after U{cfg.n_tasks} {np.round(curve_[-1], 1)} (uniform: {uniform:.1f})")
 
 # %% [markdown]
-# **What the attention does at this scale.** The distances stay close to what uniform attention gives: after a
-# few epochs from scratch, the heads are still nearly global averages between patches. The CLS token is a
-# different matter: in the supervised learner it comes to put most of its attention on a handful of patches, which
-# change from layer to layer and rarely sit on the object, while the masked-modelling learner's CLS attention
-# spreads over regions of similar colour. In large ViTs, lower layers develop local heads (small distance) and
-# upper layers global ones; that structure needs far more data and steps than `quick` affords.
+# **What to look for in the attention.** Compare each layer's distance (printed above) with what uniform attention
+# gives: heads close to it are still nearly global averages between patches, as a ViT a few epochs from scratch is
+# expected to be. In the maps above, look at where the CLS token's attention goes in the supervised and the
+# masked-modelling learner. In large ViTs, lower layers develop local heads (small distance) and upper layers
+# global ones; that structure needs far more data and steps than `quick` affords.
 
 # %% [markdown]
 # ## GLAD: fine-tune downstream, keep the generic model

@@ -531,14 +531,17 @@ axes[0].set(xlabel="used keys of codebook 1, sorted by the task that uses them m
 axes[0].legend(fontsize=8)
 share = np.array([[float((used_by[i] & used_by[j]).sum() / used_by[j].sum()) for j in range(len(s0))]
                   for i in range(len(s0))])
+off_diag = share[~np.eye(len(s0), dtype=bool)]
+print(f"a task's keys also fetched by another task: {off_diag.mean() * 100:.0f} % on average "
+      f"(range {off_diag.min() * 100:.0f}–{off_diag.max() * 100:.0f} %)")
 plots.accuracy_matrix(share, axes[1], "Keys shared between tasks (% of task j's keys)", cbar=False)
 axes[1].set(xlabel="keys of task j ...", ylabel="... also used by task i")
 fig.tight_layout()
 plots.show(fig, CH, "key_usage_per_task")
 
 # %% [markdown]
-# At this scale the keys are far from private: about half of a task's keys are also fetched by each other task.
-# What protects the old classes is then quantitative rather than absolute. Each value receives $1/C$ of its
+# How private are the keys? The printed shares say how many of a task's keys other tasks also fetch. Where they
+# are far from private, what protects the old classes is quantitative rather than absolute. Each value receives $1/C$ of its
 # example's gradient, a shared key is fetched by only a few examples of the new task, and an old input's logits
 # average over all $C$ codebooks, most of whose keys the new task did not touch — so the old classes' votes are
 # diluted, not overwritten. Exercise 1 shows how this protection erodes when the values are trained much longer.
@@ -678,10 +681,10 @@ plots.controls(draw_size, {"C": cfg.ablation_codebooks, "N": cfg.ablation_n_keys
                {"C": cfg.codebooks, "N": cfg.n_keys, "d_k": cfg.dim_key})
 
 # %% [markdown]
-# Read the printed numbers with the figure. In the quick run the number of codebooks matters most: a prediction
-# averages $C$ votes, and with few codebooks each shared key weighs more. More keys per codebook, or longer keys,
-# mostly add keys that the few thousand training images never reach (the unused fraction grows with $N$ and
-# $d_k$). Whether the paper's larger sizes pay off with the full data is what the `full` profile's grid measures.
+# Read the printed numbers with the figure: which knob moves the final accuracy most? A prediction averages $C$
+# votes, so with few codebooks each shared key weighs more; more keys per codebook, or longer keys, can add keys
+# that the few thousand training images never reach (compare the unused fractions). Whether the paper's larger
+# sizes pay off with the full data is what the `full` profile's grid measures.
 
 # %% [markdown]
 # ## Claims, checked on the numbers above

@@ -483,7 +483,7 @@ plots.show(fig, CH, "params_latency")
 # with the ADA adapter, after fine-tuning. Drag the slider to pick the task (first seed). Every layer up to and
 # including the first adapted one keeps its attention exactly: with adapters in the last two layers (quick
 # profile), only the last layer's maps can change — the adapter of layer 5 reshapes the token states layer 6
-# attends over. In the full profile (adapters in every layer) layers 2–6 move.
+# attends over. With adapters in every layer (the `full` profile), layers 2–6 can move.
 
 # %%
 def tv_change(A: torch.Tensor, B: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -454,11 +454,11 @@ fig.tight_layout()
 plots.show(fig, CH, "cka_drift")
 
 # %% [markdown]
-# The shift concentrates in the projection (linear bottleneck) BNs of the inverted-residual blocks and in the
-# last stages; the first stages barely move. Hierarchical fine-tuning moves the weights clearly less (next
-# figure), and the difference panel shows where that reaches the representation's geometry: read its sign layer
-# by layer rather than its average. The head-first start removes the phase of random gradients from a fresh
-# classifier, not the shift that learning a new task needs.
+# Where does the shift concentrate — in the projection (linear bottleneck) BNs of the inverted-residual blocks, in
+# the last stages? The difference panel shows where hierarchical fine-tuning's smaller weight change (next figure)
+# reaches the representation's geometry: read its sign layer by layer rather than its average. The head-first start
+# removes the phase of random gradients from a fresh classifier, not the shift that learning a new task needs; the
+# claims cell compares it with naive fine-tuning at the same backbone steps.
 #
 # **How far the convolutions moved.** Relative change $\lVert W_T - W_0\rVert / \lVert W_0 \rVert$ of every conv
 # from the pretrained weights to the end of the stream (mean over seeds).

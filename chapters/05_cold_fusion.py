@@ -599,9 +599,10 @@ print(f"Against sequential fine-tuning through the same contributors (averaging 
 print(f"Against multitask training: {C_[mt_statement].brief(1)}.")
 
 # %% [markdown]
-# Why these settings leave averaging little to do, and what the `full` profile changes: with a few short fine-tunes
-# of two layers per iteration, every contributor stays close to the shared body, where the loss is nearly linear and
-# the average of the contributors' steps is close to taking them in turn. The data sets are all intent
+# Why averaging may have little to do at these settings, and what the `full` profile changes: with a few short
+# fine-tunes of two layers per iteration, every contributor stays close to the shared body (compare the distances
+# printed above), where the loss is nearly linear and the average of the contributors' steps is close to taking them
+# in turn. The data sets are all intent
 # classification, two of the three unseen ones CLINC150 domains like the seen ones, so "unseen" is closer to "seen"
 # than in the paper's 35 diverse tasks (the per-data-set figure shows which gain). The `full` profile fuses the whole
 # encoder over all training data, for 30 iterations.
