@@ -341,16 +341,19 @@ plots.show(fig, CH, "layer_shift")
 # %% [markdown]
 # ## Claims, checked on the numbers above
 #
-# What this chapter asserts — the premise of the whole book — as means over the seeds, each against the learner
-# that lacks what the claim is about, with margins set below what we measured and above the spread:
+# What this chapter asserts — the premise of the whole book — as gaps per seed, each against the learner that lacks
+# what the claim is about; a claim holds when the one-sided 95 % Student-t bound of the mean gap clears its
+# threshold:
 # 1. **Naive fine-tuning forgets**: its forgetting is large, and its final average accuracy is far below
 #    what it reached on each task when that task was current.
 # 2. **Joint training bounds it**: the same network and epochs, trained on all the data at once (sequential
 #    training switched off), ends well above the naive sequential learner.
 # 3. **In class-IL the head forgets too**: the frozen backbone's linear head, whose features never move, loses
 #    most of each old task — the forgetting is not only in the features.
-# 4. **The shift grows with depth and with time**: the deepest stage moves more than the stem, and the shift
-#    of the last stage is larger after the last task than after the first.
+# 4. **The shift grows with depth**: the deepest stage moves more than the stem. That it also grows *with time* (the
+#    last stage's shift after the last task against after the first) is recorded with its threshold, not asserted:
+#    with AVX2 kernels its bound cleared zero by under a point while the per-seed values moved by up to three, so
+#    its verdict would depend on the CPU.
 
 # %%
 claims = Claims(cfg)
@@ -363,9 +366,11 @@ claims.claim("Joint training − naive fine-tuning, final average accuracy",
 claims.claim("Frozen backbone + linear head (class-IL): forgetting",
              [metrics.forgetting(r["R_linear"]) for r in runs], above=0.4)
 claims.claim("Shift after the last task: head conv − stem (1 − CKA)", drifts[:, -1, -1] - drifts[:, 0, -1], above=0.1)
-claims.claim("Shift of the head conv: after the last task − after the first", drifts[:, -1, -1] - drifts[:, -1, 0],
-             above=0.0)
+claims.report("Shift of the head conv: after the last task − after the first", drifts[:, -1, -1] - drifts[:, -1, 0],
+              above=0.0)
 claims.done()
+print(f"The head conv's shift after the last task − after the first: "
+      f"{claims['Shift of the head conv: after the last task − after the first'].brief()} (1 − CKA, in points).")
 
 # %% [markdown]
 # ## Exercises
