@@ -724,10 +724,13 @@ print(f"saved {wpath.name}: {wpath.stat().st_size / 1e6:.1f} MB, sha256 {sha}; r
 # 1. **Supervised CL forgets upstream** (task-IL forgetting, against a learner that would keep every task).
 # 2. **Joint supervised pre-training transfers better than supervised CL** (the same steps, the stream switched
 #    off).
-# 3. **GLAD's adaptors do something**: GLAD above the same training with its adaptors switched off; and its
-#    adaptor-free path is the pre-trained model bit for bit (a check — which is also why "GLAD's left-behind model
-#    transfers as well as before" is true by construction and is no evidence: it is recorded only as what full
-#    fine-tuning costs the other tasks).
+# 3. **GLAD's adaptor-free path is the pre-trained model** bit for bit (a check — which is also why "GLAD's
+#    left-behind model transfers as well as before" is true by construction and is no evidence: it is recorded only
+#    as what full fine-tuning costs the other tasks).
+#
+# Recorded with its threshold (half a point), not asserted: **GLAD's adaptors do something** — GLAD above the same
+# training with its adaptors switched off. Over three seeds of 500 test images its bound sits within one test image
+# of the threshold, inside what another CPU's kernels move.
 #
 # Asserted only at paper scale (`assert_at_scale`, the `full` profile), recorded here: the paper's central claim that
 # supervised CL's transfer *rises* along the stream; GLAD within a few points of full fine-tuning; and GLAD above the
@@ -750,8 +753,10 @@ claims.report("supervised CL: fine-tuning on D1 from the last backbone − from 
               detail="three seeds of fine-tuning on 500 images: the bound does not clear −3 points at quick")
 claims.claim("joint supervised − supervised CL, k-NN transfer after the last task",
              np.array([mean_tr(r["transfer_joint"]["supervised"], "k-NN") for r in runs]) - k_sup[:, -1], above=0.0)
-claims.claim("GLAD − GLAD with its adaptors switched off, D1 accuracy", acc_d1["GLAD"] - acc_d1["GLAD, adaptors off"],
-             above=0.005)
+# Its bound cleared the half-point threshold by 0.1 points while one test image is 0.2 points and the per-seed values
+# moved by that between CPU kernel sets: recorded with its threshold, so that the verdict does not depend on the CPU.
+claims.report("GLAD − GLAD with its adaptors switched off, D1 accuracy", acc_d1["GLAD"] - acc_d1["GLAD, adaptors off"],
+              above=0.005, paper="the attention adaptors improve downstream accuracy")
 claims.check("GLAD's adaptor-free path is the pre-trained model (weights and outputs identical)", unchanged and same_out)
 claims.check("the saved ViT weights reload to identical outputs", weights_round_trip)
 claims.report("masked-modelling CL: k-NN transfer after the last task − random initialisation", k_mim[:, -1] - k_mim[:, 0],
