@@ -599,12 +599,12 @@ print(f"Xconv against per-task BN with stale means (naive FT): "
       f"{C_['Xconv BN − per-task BN with stale means, final ACC (naive FT)'].brief()}; against one shared BN: "
       f"{C_['Xconv BN − shared BN, final ACC (naive FT)'].brief()}; ConFiT against naive fine-tuning: "
       f"{C_['ConFiT − naive fine-tuning, final ACC'].brief()}.")
-print(f"Stale task-1 mean error, naive − hierarchical FT: {shift_all.brief(1, ' SD')} with all epochs, "
-      f"{shift_matched.brief(1, ' SD')} at the same backbone steps — "
+print(f"Stale task-1 mean error, naive − hierarchical FT: {shift_all.brief(1, ' SD', digits=3)} with all epochs, "
+      f"{shift_matched.brief(1, ' SD', digits=3)} at the same backbone steps — "
       + ("hierarchical fine-tuning reduces the shift beyond taking fewer backbone steps." if shift_matched.holds else
-         "what hierarchical fine-tuning saves here is explained by its fewer backbone steps, not by the staging."))
+         "at the same backbone steps, hierarchical fine-tuning is not shown to reduce the shift at this scale."))
 print(f"Mean over BN layers, Xconv error − shared-BN error: "
-      f"{C_['Xconv error − shared-BN error of the task-1 BN means (mean over BN layers, naive FT)'].brief(1, ' SD')}.")
+      f"{C_['Xconv error − shared-BN error of the task-1 BN means (mean over BN layers, naive FT)'].brief(1, ' SD', digits=3)}.")
 
 # %% [markdown]
 # ## Exercises

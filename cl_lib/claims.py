@@ -120,14 +120,14 @@ class Claim:
                  else f", 95% lower {lower:+.4g}")
         return f"{mean:+.4g} ± {sd:.2g} (n={len(v)}{bound})"
 
-    def brief(self, scale: float = 100.0, unit: str = " points") -> str:
+    def brief(self, scale: float = 100.0, unit: str = " points", digits: int = 1) -> str:
         """The mean and its 95 % bound in words, for prose printed from the record: '+23.1 points (95 % lower
         bound +19.0, n = 3)' (scale 100: fractions as points)."""
         mean, _, lower, upper = self.stats
         if self.n < 2:
-            return f"{mean * scale:+.1f}{unit} (one seed)"
+            return f"{mean * scale:+.{digits}f}{unit} (one seed)"
         b, which = (upper, "upper") if self.below is not None and self.above is None else (lower, "lower")
-        return f"{mean * scale:+.1f}{unit} (95 % {which} bound {b * scale:+.1f}, n = {self.n})"
+        return f"{mean * scale:+.{digits}f}{unit} (95 % {which} bound {b * scale:+.{digits}f}, n = {self.n})"
 
     @property
     def margin_text(self) -> str:
