@@ -695,8 +695,9 @@ plots.controls(draw_size, {"C": cfg.ablation_codebooks, "N": cfg.ablation_n_keys
 # 1. **Toy**: trained task after task on two new classes at a time, both bottlenecks end far above the linear
 #    probe and the MLP.
 # 2. **Class-incremental streams**: on the same frozen features, the bottleneck ends far above the tuned linear
-#    probe and MLP (on Split Tiny ImageNet this is recorded, not asserted: tuned baselines come close on some class
-#    orders), forgets far less, and ends close to **its own** i.i.d. reference.
+#    probe and MLP, forgets far less, and ends close to **its own** i.i.d. reference. On Split Tiny ImageNet the
+#    first two are recorded, not asserted: tuned baselines come close on some class orders, and which recipe wins
+#    on held-out data — hence the gap — changes with the CPU's kernels for some seeds.
 # 3. **The decomposition** (a check and three reports): on CIFAR-10, a linear layer on the very same one-hot key
 #    codes without a bias under plain SGD *is* the bottleneck (a check: after the whole stream its table equals
 #    DKVB's values, seed by seed); with a shared bias, with Adam, or with both, each is recorded against DKVB's
@@ -722,9 +723,11 @@ for title, s in [("CIFAR-10", sum_c), ("Split Tiny ImageNet", sum_t)]:
     (claims.claim if title == "CIFAR-10" else claims.report)(
         f"{title}: DKVB − best of tuned linear probe and MLP, final balanced accuracy", s["DKVB"]["final"] - best,
         above=0.2, paper="CIFAR-10 with ResNet-50 features: DKVB far above both (Table 1)")
-    claims.claim(f"{title}: lower forgetting of tuned linear probe and MLP − DKVB's forgetting",
-                 np.minimum(s["linear probe"]["forgetting"], s["MLP"]["forgetting"]) - s["DKVB"]["forgetting"],
-                 above=0.15)
+    # On Split Tiny ImageNet the recipe chosen on held-out data differs between CPU kernel sets for some seeds, and
+    # with AVX2 kernels this bound cleared 15 points by 1.7 while the per-seed values moved by 7.6: recorded there.
+    (claims.claim if title == "CIFAR-10" else claims.report)(
+        f"{title}: lower forgetting of tuned linear probe and MLP − DKVB's forgetting",
+        np.minimum(s["linear probe"]["forgetting"], s["MLP"]["forgetting"]) - s["DKVB"]["forgetting"], above=0.15)
     claims.claim(f"{title}: DKVB i.i.d. − DKVB sequential (close to its own i.i.d. training)",
                  s["DKVB i.i.d."]["final"] - s["DKVB"]["final"], below=0.05)
     claims.claim(f"{title}: linear probe i.i.d. − DKVB sequential", s["linear probe i.i.d."]["final"] - s["DKVB"]["final"],
