@@ -172,24 +172,32 @@ def test_an_oversize_download_stops_at_the_manifest_size(server, tmp_path, monke
     assert not any(p.is_file() for p in config.cache_dir().rglob("*"))
 
 
-def test_a_response_without_length_is_cut_at_the_manifest_size(tmp_path):
-    """A server that sends no Content-Length is stopped once the bytes pass the manifest's size."""
+def _raw_server(header: bytes, block: bytes, blocks: int, pause: float = 0.0) -> tuple[object, int]:
+    """A one-request HTTP server on 127.0.0.1 that sends `header`, then `blocks` times `block` (sleeping `pause`
+    between them) until the client stops reading; returns the socket and its port."""
     import socket
+    import time
 
     srv = socket.create_server(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
 
     def serve():
         conn, _ = srv.accept()
         conn.recv(4096)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+        conn.sendall(header)
         try:
-            for _ in range(40):  # up to 40 MiB, no length announced
-                conn.sendall(b"y" * (1 << 20))
-        except OSError:  # the client stopped reading: what the test wants
+            for _ in range(blocks):
+                conn.sendall(block)
+                time.sleep(pause)
+        except OSError:  # the client stopped reading: what the tests want
             pass
         conn.close()
     threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def test_a_response_without_length_is_cut_at_the_manifest_size(tmp_path):
+    """A server that sends no Content-Length is stopped once the bytes pass the manifest's size."""
+    srv, port = _raw_server(b"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n", b"y" * (1 << 20), 40)
     dest = tmp_path / "dl" / "f.bin"
     with pytest.raises(data.DataError, match="exceeds the manifest's 2,000,000 bytes"):
         data.download(f"http://127.0.0.1:{port}/f.bin", dest, {"name": "f.bin", "sha256": "0" * 64, "size": 2_000_000})
@@ -199,24 +207,9 @@ def test_a_response_without_length_is_cut_at_the_manifest_size(tmp_path):
 
 def test_a_slow_download_hits_its_deadline(tmp_path):
     """Each read has a timeout; the whole transfer has a deadline too (a server trickling bytes forever)."""
-    import socket
     import time
 
-    srv = socket.create_server(("127.0.0.1", 0))
-    port = srv.getsockname()[1]
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.recv(4096)
-        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
-        try:
-            for _ in range(50):  # 50 small blocks, 0.1 s apart: each read is fast, the whole is slow
-                conn.sendall(b"z" * 100)
-                time.sleep(0.1)
-        except OSError:
-            pass
-        conn.close()
-    threading.Thread(target=serve, daemon=True).start()
+    srv, port = _raw_server(b"HTTP/1.0 200 OK\r\n\r\n", b"z" * 100, 50, pause=0.1)  # fast reads, slow whole
     dest = tmp_path / "dl" / "slow.bin"
     started = time.monotonic()
     with pytest.raises(data.DataError, match="took longer than 1 s"):
