@@ -74,7 +74,8 @@ smoke: install
 
 # the site from what `chapters` executed (executes only what is missing or stale), then the browser test
 book-test: install
-	CL_BOOK_PROFILE=quick $(PY) scripts/book.py build
+	CL_BOOK_PROFILE=quick $(PY) scripts/book.py execute
+	CL_BOOK_PROFILE=quick $(PY) -m scripts.site
 	CL_BOOK_PROFILE=quick $(PY) -m pytest -q tests/browser
 
 # In make test, the crosscheck covers the chapters that fine-tune a CNN end to end, whose per-seed numbers move most
@@ -86,7 +87,8 @@ crosscheck-ci:
 test: unit chapters crosscheck-ci solutions smoke book-test
 
 book: install
-	$(PY) scripts/book.py build
+	$(PY) scripts/book.py execute
+	$(PY) -m scripts.site
 
 # JupyterLab rooted at the repository (README, WORKSHOP and the chapters in reach), opening on chapters/.
 # On a shared server: make lab LAB_ARGS="--ip=0.0.0.0 --no-browser" (then open the printed URL with its token).

@@ -64,10 +64,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cl_lib import backbones, config, data, features, metrics, parallel, plots, shift, streams, train
+from cl_lib import backbones, config, cost, data, experiment, features, metrics, plots, shift, streams, train
 from cl_lib.claims import Claims
 
 cfg = config.chapter_config("00_setting")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 
@@ -146,9 +147,14 @@ def probe_layers(model: nn.Module) -> dict[str, nn.Module]:
 # * **Joint training (the reference).** The same network and budget of epochs, trained once on the union of all
 #   tasks, shuffled together: what a learner could reach if the past never went away.
 #
-# Each learner on each seed is one job; the jobs run side by side, one process per CPU core (`cl_lib.parallel`),
-# the longest first, after the frozen features of every seed's stream have been computed once with all cores.
-# Every job seeds itself, so the numbers do not depend on which process ran it.
+# Each learner on each seed is one job, and every chapter runs its jobs the same way, through
+# `experiment.over_seeds(run_one, jobs, cfg=cfg, name=..., data=...)`: the jobs run side by side, one process per
+# CPU core (`cl_lib.parallel`), the longest first, after the frozen features of every seed's stream have been
+# computed once with all cores. Every job seeds itself, so the numbers do not depend on which process ran it. Each
+# result is cached on disk under a key the runner builds itself: this chapter's settings, the data's digest, the
+# source of `run_one` and of every function and plain setting of the notebook it reaches, all of `cl_lib`'s source,
+# the library versions and the CPU kernels. Edit anything a run depends on — here, or in the library — and the
+# next execution recomputes it; change nothing and it is read back.
 
 # %%
 def seed_stream(s: int) -> tuple[streams.Stream, list, list]:
@@ -196,23 +202,22 @@ def run_learner(job: tuple[int, str]) -> dict:
     reference = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
     train.seed_everything(cfg.seed + s)
     net = nn.Sequential(finetuned.model, nn.Linear(finetuned.num_features, st.n_classes)).to(cfg.device)
-    out = {"stream": st, "R_ft": np.full((T, T), np.nan), "drift": np.zeros((len(reference), T)), "preds": []}
-    for t in range(T):
-        opt = train.make_optimizer(net.parameters(), "sgd", lr=cfg.lr_finetune)
-        x, y = train_sets[t]
-        train.fit(net, x, y, epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size, classes=st.seen_slice(t),
-                  transform=prep, seed=cfg.seed + s + t, device=cfg.device)
+    out = {"R_ft": np.full((T, T), np.nan), "drift": np.zeros((len(reference), T)), "preds": []}
+
+    def after_task(t: int) -> None:  # test, and measure how far the task-1 probe's representations moved
         if keep:  # the predictions themselves (the confusion figure), and the accuracy row read off them
             seen_x = torch.cat([test_sets[j][0] for j in range(t + 1)])
             pred = train.predict(net, seen_x, classes=st.seen_slice(t), transform=prep, device=cfg.device)
             out["preds"].append(pred)
-            ends = np.cumsum([0] + [len(test_sets[j][1]) for j in range(t + 1)])
-            out["R_ft"][t, : t + 1] = [float((pred[a:b] == test_sets[j][1]).float().mean())
-                                       for j, (a, b) in enumerate(zip(ends[:-1], ends[1:]))]
+            out["R_ft"][t] = train.prediction_row(pred, torch.cat([test_sets[j][1] for j in range(t + 1)]), st, t)
         else:
             out["R_ft"][t] = train.evaluate_row(net, st, test_sets, t, transform=prep, device=cfg.device)
         now = shift.capture(finetuned.model, probe_layers(finetuned.model), probe, transform=prep, device=cfg.device)
         out["drift"][:, t] = 1 - shift.layer_cka(reference, now)
+
+    train.fine_tune_stream(net, train_sets, classes=st.seen_slice, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                           optimizer=lambda m: train.make_optimizer(m.parameters(), "sgd", lr=cfg.lr_finetune),
+                           transform=prep, seed=cfg.seed + s, device=cfg.device, after_task=after_task)
     out["layers"] = list(reference)
     out["seen_truth"] = [torch.cat([test_sets[j][1] for j in range(t + 1)]) for t in range(T)]
     return out
@@ -226,17 +231,16 @@ for s in range(cfg.seeds):  # the frozen backbone's features, computed once here
         features.features(backbone, tr, indices=task.train, image_size=cfg.image_size, device=cfg.device)
         features.features(backbone, te, indices=task.test, image_size=cfg.image_size, device=cfg.device)
 print(f"features: {time.perf_counter() - t0:.0f} s")
-t0 = time.perf_counter()
 LEARNERS = ("naive", "joint", "linear")  # the longest first: the processes then share the work evenly
 jobs = [(s, learner) for learner in LEARNERS for s in range(cfg.seeds)]
-done = dict(zip(jobs, parallel.pmap(run_learner, jobs)))  # one process per CPU core
+done = experiment.over_seeds(run_learner, jobs, cfg=cfg, name="ch00_runs", data=[tr.digest(), te.digest()])
 runs = [{k: v for learner in LEARNERS for k, v in done[s, learner].items()} for s in range(cfg.seeds)]
 for s, r in enumerate(runs):
     print(f"seed {s}: final accuracy — frozen + linear {np.mean(r['R_linear'][-1]) * 100:.1f} %, naive FT "
           f"{np.mean(r['R_ft'][-1]) * 100:.1f} % (forgetting {metrics.forgetting(r['R_ft']) * 100:.1f}), joint "
           f"{np.mean(r['joint_row']) * 100:.1f} %")
-print(f"{cfg.seeds} seeds in {time.perf_counter() - t0:.0f} s")
 run0, T = runs[0], len(stream)
+stream0 = seed_stream(0)[0]  # the first seed's class order (the figures draw its runs)
 for name, key in [("frozen + linear head", "R_linear"), ("naive fine-tuning", "R_ft")]:
     s_ = {k: np.array([metrics.summary(r[key])[k] for r in runs]) for k in ("average accuracy", "forgetting", "BWT")}
     print(f"{name:22s}: " + ", ".join(f"{k} {v.mean():.3f} ± {v.std():.3f}" for k, v in s_.items()))
@@ -252,22 +256,23 @@ print(f"joint training        : average accuracy {np.mean([r['joint_row'].mean()
 # level continual learners would like to end at.
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.1]})
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.3]}, layout="constrained")
 plots.accuracy_matrix(run0["R_linear"], axes[0], "Frozen backbone + linear head", cbar=False)
-plots.accuracy_matrix(run0["R_ft"], axes[1], "Naive fine-tuning")
+plots.accuracy_matrix(run0["R_ft"], axes[1], "Naive fine-tuning", cbar=False)
+fig.colorbar(axes[1].collections[0], ax=axes[:2], label="accuracy (%)", shrink=0.85)  # one scale, two equal maps
 pos = np.arange(T)
 for k, (label, rows) in enumerate([("joint training", [r["joint_row"] for r in runs]),
                                    ("naive fine-tuning (final)", [r["R_ft"][-1] for r in runs]),
                                    ("frozen + linear head (final)", [r["R_linear"][-1] for r in runs])]):
     rows = np.array(rows) * 100
-    axes[2].bar(pos + (k - 1) * 0.27, rows.mean(0), yerr=rows.std(0), capsize=3, width=0.27, label=label)
+    bars = axes[2].bar(pos + (k - 1) * 0.27, rows.mean(0), yerr=rows.std(0), capsize=3, width=0.27, label=label)
+    axes[2].bar_label(bars, fmt="%.0f", fontsize=7, padding=2)  # a 0 % bar is drawn as "0", not left to look missing
 axes[2].set_xticks(pos, plots.task_labels(T))
 axes[2].set(xlabel="task", ylabel="accuracy after the last task (%)", ylim=(0, 100),
             title=f"Final accuracy per task ({len(runs)} seeds)")
 axes[2].legend(fontsize=8, loc="upper left")
 fig.suptitle(f"Class-incremental Split Tiny ImageNet, {T} tasks × {cfg.classes_per_task} classes "
              f"({cfg.profile} profile)")
-fig.tight_layout()
 plots.show(fig, CH, "accuracy_matrices")
 
 # %%
@@ -293,13 +298,13 @@ plots.show(fig, CH, "accuracy_curves")
 
 # %%
 def draw_confusion(t: int) -> None:
-    st = run0["stream"]
+    st = stream0
     n = st.seen_slice(t).stop
     cm = torch.zeros(n, n)
     for yt, yp in zip(run0["seen_truth"][t].tolist(), run0["preds"][t].tolist()):
         cm[yt, yp] += 1
     cm = cm / cm.sum(1, keepdim=True).clamp_min(1)
-    fig, ax = plt.subplots(figsize=(5.5, 4.6))
+    fig, ax = plt.subplots(figsize=(6.2, 4.8), layout="constrained")
     im = ax.imshow(cm * 100, cmap="viridis", vmin=0, vmax=100)
     for k in range(1, t + 1):
         b = st.task_slice(k).start - 0.5
@@ -309,7 +314,7 @@ def draw_confusion(t: int) -> None:
     ax.set_yticks(centres, [f"T{k + 1}" for k in range(t + 1)])
     ax.grid(False)
     ax.set(xlabel="predicted class (grouped by task)", ylabel="true class (grouped by task)",
-           title=f"Naive fine-tuning after task {t + 1}: confusion (%)")
+           title=f"Naive fine-tuning after task {t + 1}:\nwhere each class's test images go")
     fig.colorbar(im, ax=ax, label="% of the true class")
     plots.show(fig, CH, f"confusion_after_task{t + 1}")
 

@@ -81,17 +81,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, metrics, parallel, plots, probes, shift, streams, train, vit
+from cl_lib import backbones, config, cost, data, experiment, metrics, plots, probes, shift, streams, train, vit
 from cl_lib.claims import Claims
 from cl_lib.methods import glad, mim
 
 cfg = config.chapter_config("01_pretrainers")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 vcfg = vit.ViTConfig(img_size=cfg.image_size, patch=cfg.patch, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
                      mlp_ratio=cfg.mlp_ratio)
-# Every cached result below is keyed by the settings *and* the source of the code that made it.
-SETTINGS = {"profile_params": cfg.params, "seed": cfg.seed, "code": cache.code_digest(vit, mim, glad)}
 
 # %% [markdown]
 # ## Upstream and downstream
@@ -357,14 +356,10 @@ def merge(parts: dict[str, dict]) -> dict:
     return run
 
 
-t0 = time.perf_counter()
 JOBS = [(s, n) for s in SEEDS for n in ("masked modelling", "supervised")]  # the heavier job first: balanced cores
-RUN_CODE = cache.code_digest(run_upstream, run_joint, transfer, finetune, run_job)  # this chapter's own loops
-done = parallel.pmap(lambda job: cache.cached("ch01_job", {**SETTINGS, "run_seed": job[0], "learner": job[1], "run_code": RUN_CODE,
-                                                           "data": tr.digest(), "cifar": cif_tr.digest()},
-                                              lambda: run_job(*job)), JOBS)
-runs = [merge({n: r for (s_, n), r in zip(JOBS, done) if s_ == s}) for s in SEEDS]
-print(f"{len(SEEDS)} seeds ({len(JOBS)} runs) in {time.perf_counter() - t0:.0f} s")
+done = experiment.over_seeds(lambda job: run_job(*job), JOBS, cfg=cfg, name="ch01_job",  # cached: see chapter 00
+                             data=[tr.digest(), cif_tr.digest()])
+runs = [merge({n: done[s, n] for n in ("masked modelling", "supervised")}) for s in SEEDS]
 run0 = runs[0]
 tasks_down = list(down_data)
 mean_tr = lambda res, probe: float(np.mean([res[n][probe] for n in tasks_down]))  # noqa: E731
@@ -389,7 +384,8 @@ for (n, p), c in joint_tr.items():
 # %%
 xs = np.arange(0, cfg.n_tasks + 1)
 colors = {"supervised": "C0", "masked modelling": "C1"}
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.9]}, layout="constrained")
+top = 10 * np.ceil(max(max(c.max() for c in curve.values()), max(c.max() for c in joint_tr.values())) * 12)
 for ax, probe in zip(axes[:2], ("k-NN", "linear")):
     for name in ("supervised", "masked modelling"):
         c = curve[(name, probe)] * 100
@@ -397,11 +393,11 @@ for ax, probe in zip(axes[:2], ("k-NN", "linear")):
     for name in cfg.joint:
         ax.axhline(joint_tr[(name, probe)].mean() * 100, color=colors[name], ls="--", label=f"joint {name}")
     ax.set(xlabel="upstream tasks seen (0 = random initialisation)", ylabel="mean downstream accuracy (%)",
-           xticks=xs, title=f"Transfer by {probe} to unseen tasks ({len(SEEDS)} seeds)")
-    ax.legend(fontsize=8)
-plots.accuracy_matrix(run0["up"]["supervised"]["R"], axes[2], "Supervised CL upstream (task-IL, seed 0)",
+           xticks=xs, ylim=(0, top), title=f"Transfer by {probe} to unseen tasks ({len(SEEDS)} seeds)")
+    ax.axhline(100 / cfg.down_classes, color="0.5", ls=":", lw=1, label="chance")  # the axis starts at 0: honest gaps
+    ax.legend(fontsize=8, loc="lower right")
+plots.accuracy_matrix(run0["up"]["supervised"]["R"], axes[2], "Supervised CL upstream\n(task-IL, seed 0)",
                       names=[f"U{t + 1}" for t in range(cfg.n_tasks)])
-fig.tight_layout()
 plots.show(fig, CH, "transfer_vs_tasks")
 
 # %% [markdown]
@@ -444,10 +440,10 @@ sim_final.head.load_state_dict(run0["up"]["masked modelling"]["mim_head"])
 mask = mim.random_mask(len(show_x), vcfg.grid, cfg.mask_ratio, block=cfg.mask_block,
                        generator=torch.Generator().manual_seed(cfg.seed))
 recon = mim.reconstruct(sim_final, show_x, mask)
-pm = mask.view(-1, vcfg.grid, vcfg.grid).repeat_interleave(cfg.patch, 1).repeat_interleave(cfg.patch, 2)
+patch_mask = mask.view(-1, vcfg.grid, vcfg.grid).repeat_interleave(cfg.patch, 1).repeat_interleave(cfg.patch, 2)
 fig, axes = plt.subplots(3, len(show_x), figsize=(2.2 * len(show_x), 6.6))
 for k in range(len(show_x)):
-    for r, (img, lab) in enumerate([(torch.where(pm[k], torch.tensor(0.0), show_x[k]), "masked input"),
+    for r, (img, lab) in enumerate([(torch.where(patch_mask[k], torch.tensor(0.0), show_x[k]), "masked input"),
                                     (recon[k], "reconstruction"), (show_x[k], "original")]):
         axes[r, k].imshow(to_img(img)), axes[r, k].set_xticks([]), axes[r, k].set_yticks([])
         axes[r, k].grid(False)
@@ -522,23 +518,28 @@ def overlay(ax: plt.Axes, image: torch.Tensor, amap: torch.Tensor, vmax: float):
 
 
 def draw_attention(task: int, layer: int) -> None:
-    """CLS attention of one layer (head-averaged) and the rollout, both CL learners, after upstream task `task`."""
-    fig, axes = plt.subplots(2, 2 * len(show_x), figsize=(3.2 * len(show_x) + 1.5, 3.0 * 2), layout="constrained")
-    for r, name in enumerate(attn_along):
+    """CLS attention of one layer (head-averaged) and the rollout, both CL learners, after upstream task `task`:
+    the images on top, then one row per learner and map, each row with its own colour scale (bar on its right)."""
+    fig, axes = plt.subplots(5, len(show_x), figsize=(2.3 * len(show_x) + 1.8, 2.2 * 5), layout="constrained")
+    for k in range(len(show_x)):
+        axes[0, k].imshow(to_img(show_x[k]), interpolation="nearest")
+        axes[0, k].set_title(f"image {k + 1}", fontsize=10)
+    axes[0, 0].set_ylabel("input", fontsize=10)
+    r = 1
+    for name in attn_along:
         attns = attn_along[name][task - 1]
-        maps = attns[layer - 1].mean(1)[:, 0, 1:].reshape(-1, g, g)
         roll = vit.attention_rollout(attns)[:, 0, 1:].reshape(-1, g, g)
-        roll = roll / roll.sum((1, 2), keepdim=True)
-        for k in range(len(show_x)):
-            im1 = overlay(axes[r, 2 * k], show_x[k], maps[k], float(maps.max()))
-            im2 = overlay(axes[r, 2 * k + 1], show_x[k], roll[k], float(roll.max()))
-            if r == 0:
-                axes[r, 2 * k].set_title(f"image {k + 1}: layer {layer}", fontsize=9)
-                axes[r, 2 * k + 1].set_title(f"image {k + 1}: rollout", fontsize=9)
-        axes[r, 0].set_ylabel(f"{name} CL", fontsize=10)
-        fig.colorbar(im1, ax=axes[r, :], shrink=0.85, pad=0.01, label=f"layer {layer}: CLS attention")
-        fig.colorbar(im2, ax=axes[r, :], shrink=0.85, pad=0.01, label="rollout share")
-    fig.suptitle(f"CLS attention over the image after upstream task U{task} (seed 0)")
+        for what, maps in ((f"layer {layer}", attns[layer - 1].mean(1)[:, 0, 1:].reshape(-1, g, g)),
+                           ("rollout", roll / roll.sum((1, 2), keepdim=True))):
+            for k in range(len(show_x)):
+                im = axes[r, k].imshow(maps[k].numpy(), cmap="inferno", vmin=0, vmax=float(maps.max()),
+                                       interpolation="nearest")
+            axes[r, 0].set_ylabel(f"{'supervised' if name == 'supervised' else 'MIM'}:\n{what}", fontsize=10)
+            fig.colorbar(im, ax=axes[r, :], shrink=0.9, pad=0.01, label="share of CLS attention")
+            r += 1
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+    fig.suptitle(f"Where the CLS token looks after upstream task U{task} (seed 0; {g}×{g} patches)")
     plots.show(fig, CH, f"attention_after_U{task}_layer{layer}")
 
 
@@ -547,49 +548,68 @@ plots.controls(draw_attention, {"task": (1, cfg.n_tasks), "layer": (1, vcfg.dept
 
 # %% [markdown]
 # The heads of the last layer separately, along the stream, for the first image: do heads specialise, and
-# do they keep what they looked at? Each map over the image; one colour scale for the whole figure.
+# do they keep what they looked at? Left: each head's map after each task (one colour scale). Right: how much of
+# each head's attention moved since task U1 (total-variation distance between its maps: 0 % = the same places,
+# 100 % = nowhere in common).
 
 # %%
 last = {name: torch.stack([attn_along[name][t][-1][0, :, 0, 1:] for t in range(cfg.n_tasks)]) for name in attn_along}
 vmax = max(float(v.max()) for v in last.values())
-fig, axes = plt.subplots(2 * vcfg.heads, cfg.n_tasks, figsize=(1.9 * cfg.n_tasks + 1, 1.9 * 2 * vcfg.heads))
+fig = plt.figure(figsize=(1.25 * cfg.n_tasks + 7.5, 1.25 * 2 * vcfg.heads + 0.6), layout="constrained")
+left, right = fig.subfigures(1, 2, width_ratios=[1.25 * cfg.n_tasks + 0.8, 6.5])
+axes = left.subplots(2 * vcfg.heads, cfg.n_tasks)
 for r, name in enumerate(last):
     for t in range(cfg.n_tasks):
         for h in range(vcfg.heads):
             ax = axes[r * vcfg.heads + h, t]
-            im = overlay(ax, show_x[0], last[name][t, h].reshape(g, g), vmax)
+            im = ax.imshow(last[name][t, h].reshape(g, g).numpy(), cmap="inferno", vmin=0, vmax=vmax,
+                           interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
             if t == 0:
-                ax.set_ylabel(f"{'sup.' if name == 'supervised' else 'MIM'} h{h + 1}", fontsize=8)
+                ax.set_ylabel(f"{'sup.' if name == 'supervised' else 'MIM'} h{h + 1}", fontsize=10)
             if r == 0 and h == 0:
-                ax.set_title(f"after U{t + 1}", fontsize=9)
-fig.colorbar(im, ax=axes, fraction=0.02, label="CLS attention (last layer)")
-fig.suptitle("Last layer, CLS attention per head on image #1 (upper: supervised CL, lower: MIM CL)")
+                ax.set_title(f"after U{t + 1}", fontsize=10)
+left.colorbar(im, ax=axes, fraction=0.04, label="share of CLS attention (last layer)")
+ax = right.subplots()
+for name, ls in (("supervised", "-"), ("masked modelling", "--")):
+    p = last[name] / last[name].sum(-1, keepdim=True)
+    moved = 0.5 * (p - p[:1]).abs().sum(-1) * 100  # (tasks, heads): total variation from the map after U1
+    for h in range(vcfg.heads):
+        ax.plot(np.arange(1, cfg.n_tasks + 1), moved[:, h].numpy(), ls=ls, marker="o", color=f"C{h}",
+                label=f"{'sup.' if name == 'supervised' else 'MIM'} h{h + 1}")
+ax.set(xlabel="after upstream task", ylabel="attention moved since U1 (%)", ylim=(0, None),
+       xticks=np.arange(1, cfg.n_tasks + 1), xticklabels=[f"U{t + 1}" for t in range(cfg.n_tasks)],
+       title="Does each head keep where it looked?")
+ax.legend(fontsize=8, ncol=2)
+fig.suptitle("Last layer, CLS attention per head on image 1 (the first image above)")
 plots.show(fig, CH, "heads_along_stream")
 
 # %% [markdown]
 # **Mean attention distance** (Dosovitskiy et al., 2021, Fig. 7): for each layer, the attention-weighted distance
 # in pixels between a query patch and the patches it attends to, averaged over heads, queries and images. Small =
-# local, convolution-like heads; large = global heads. The y-axis runs from 0 to the largest distance two patches
-# of a 32-px image can have, so that a move reads at its true size; the dotted line is what uniform attention
-# gives.
+# local, convolution-like heads; large = global heads. At this scale every layer sits close to what uniform
+# attention gives, so the figure draws the *difference* from uniform attention (px): the mean over heads (line) and
+# the most local and most global head (band). Below zero: more local than uniform.
 
 # %%
 ij = torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(-1, 2).float()
 uniform = float(torch.cdist(ij, ij).mean() * cfg.patch)
-dist = {name: np.stack([vit.mean_attention_distance(vit.attention_maps(load(st), probe_x), g, cfg.patch).mean(1).numpy()
-                        for st in [new_vit(SEEDS[0]).state_dict()] + run0["up"][name]["states"]])
-        for name in attn_along}
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-cmap = plt.get_cmap("viridis")
-for ax, (name, curve_) in zip(axes, dist.items()):
-    for t in range(len(curve_)):
-        ax.plot(np.arange(1, vcfg.depth + 1), curve_[t], marker="o", color=cmap(t / max(1, len(curve_) - 1)),
-                label="random init" if t == 0 else f"after U{t}")
-    ax.axhline(uniform, color="grey", ls=":", label="uniform attention")
-    ax.set(xlabel="layer", ylabel="mean attention distance (px)", xticks=np.arange(1, vcfg.depth + 1),
-           title=f"{name} CL (seed 0)", ylim=(0, (g - 1) * cfg.patch * 2 ** 0.5))
-axes[1].legend(fontsize=8, ncol=2)
-fig.tight_layout()
+per_head = {name: np.stack([vit.mean_attention_distance(vit.attention_maps(load(st), probe_x), g, cfg.patch).numpy()
+                            for st in [new_vit(SEEDS[0]).state_dict()] + run0["up"][name]["states"]])
+            for name in attn_along}  # (1 + tasks, depth, heads)
+dist = {name: d.mean(2) for name, d in per_head.items()}
+span = max(1.0, max(float(np.abs(d - uniform).max()) for d in per_head.values()) * 1.15)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
+layers = np.arange(1, vcfg.depth + 1)
+for ax, (name, d) in zip(axes, per_head.items()):
+    for t in (0, len(d) - 1):  # the start and the end of the stream (the printout gives every task)
+        c = "0.45" if t == 0 else "C0"
+        ax.plot(layers, d[t].mean(1) - uniform, marker="o", color=c, label="random init" if t == 0 else f"after U{t}")
+        ax.fill_between(layers, d[t].min(1) - uniform, d[t].max(1) - uniform, color=c, alpha=0.2)
+    ax.axhline(0, color="grey", ls=":", label="uniform attention")
+    ax.set(xlabel="layer", ylabel="mean attention distance − uniform (px)", xticks=layers, ylim=(-span, span),
+           title=f"{name} CL (seed 0)")
+axes[1].legend(fontsize=8, title="band: most local to most global head", title_fontsize=8)
 plots.show(fig, CH, "attention_distance")
 for name, curve_ in dist.items():
     print(f"{name}: mean attention distance per layer (px) at init {np.round(curve_[0], 1)}, "

@@ -67,11 +67,12 @@ import torch
 from matplotlib.colors import ListedColormap
 from torch import nn
 
-from cl_lib import backbones, config, data, features, metrics, parallel, plots, streams, train
+from cl_lib import backbones, config, cost, data, experiment, features, metrics, plots, streams, train
 from cl_lib.claims import Claims
 from cl_lib.methods import dkvb
 
 cfg = config.chapter_config("02_dkvb")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 DEV = cfg.device
@@ -115,8 +116,8 @@ plots.show_code(dkvb.key_indices, dkvb.decode, dkvb.forward, dkvb.record_usage, 
 #
 # Everything that follows is many tiny steps, where a second thread costs more in synchronisation than it
 # gains, so the chapter runs independent runs (seeds, streams, sizes) side by side instead, one process per core
-# with one thread each (`cl_lib.parallel.pmap`; each run seeds itself, so the numbers do not depend on which
-# process ran it).
+# with one thread each (`experiment.over_seeds`, chapter 00; each run seeds itself, so the numbers do not depend
+# on which process ran it).
 
 # %%
 SEEDS = list(range(cfg.seeds))
@@ -167,7 +168,8 @@ def toy_run(seed: int) -> dict[str, tuple[list[torch.Tensor], list[float]]]:
 
 
 t0 = time.perf_counter()
-toy_runs = parallel.pmap(toy_run, SEEDS)  # one process per core (each run seeds itself)
+toy_runs = experiment.over_seeds(toy_run, SEEDS, cfg=cfg, name="ch02_toy", cache_results=False)  # one process per core
+toy_runs = [toy_runs[s] for s in SEEDS]
 toy_names = [n for n in toy_runs[0] if n != "data"]
 for name in toy_names:
     finals = np.array([r[name][1][-1] for r in toy_runs]) * 100
@@ -181,7 +183,7 @@ print(f"({time.perf_counter() - t0:.0f} s)")
 # repaints only the cells whose keys the new points fetched, and the old classes keep their territory.
 
 # %%
-cmap8 = ListedColormap(plt.get_cmap("tab10").colors[:8])
+cmap8 = ListedColormap(plots.sns.color_palette("colorblind", 8))  # colour-blind-safe classes
 toy_x, toy_y, toy_tasks = toy_runs[0]["data"]
 fig, axes = plt.subplots(len(toy_names), 4, figsize=(11, 2.9 * len(toy_names)))
 for r, name in enumerate(toy_names):
@@ -264,16 +266,6 @@ def fit_keys(z_other: torch.Tensor, n_classes: int, codebooks: int, n_keys: int,
                        steps=steps, batch_size=cfg.batch_size, seed=cfg.seed + seed)
 
 
-def evaluate(pred: torch.Tensor, y: torch.Tensor, stream: streams.Stream, after: int) -> np.ndarray:
-    """Row `after` of the balanced-accuracy matrix (all classes in play; future tasks NaN)."""
-    row = np.full(len(stream), np.nan)
-    for j in range(after + 1):
-        sl = stream.task_slice(j)
-        m = (y >= sl.start) & (y < sl.stop)
-        row[j] = train.balanced_accuracy(pred[m], y[m])
-    return row
-
-
 def phases(stream: streams.Stream, iid: bool) -> list[np.ndarray]:
     """The training examples of each phase: one task at a time, or everything at once (i.i.d.)."""
     return [np.concatenate([t.train for t in stream.tasks])] if iid else [t.train for t in stream.tasks]
@@ -292,21 +284,19 @@ def run_dkvb(b0: dkvb.Bottleneck, fs: features.FeatureSplit, stream: streams.Str
            "counts_shown": [], "votes": [], "preds": [], "y": yte}
     before = b.counts.clone()
     idx_any = None if iid else dkvb.snap(heads_te, b.keys)  # snapping to any key: the keys never move, so once
-    near, allowed = None, torch.zeros_like(b.counts, dtype=torch.bool)
+    snapped = dkvb.UsedKeySnap(heads_te)  # snap to the keys in use, updated as more come into use
     for t, rows in enumerate(phases(stream, iid)):
         rows = torch.as_tensor(rows, device=DEV)
         dkvb.train_values(b, idx_tr[rows], ytr[rows], epochs=epochs or cfg.epochs, lr=cfg.lr,
                           batch_size=cfg.batch_size, clip=cfg.clip, label_smoothing=cfg.label_smoothing,
                           seed=cfg.seed + t)
         after = T - 1 if iid else t
-        near = dkvb.snap_update(heads_te, b.keys, (b.counts > 0) & ~allowed, near)  # = snap to the used keys
-        allowed = b.counts > 0
-        pred = dkvb.decode(b.values, near[0]).argmax(1).cpu()
-        out["R"][after] = evaluate(pred, yte, stream, after)
+        pred = dkvb.decode(b.values, snapped(b)).argmax(1).cpu()
+        out["R"][after] = train.prediction_row(pred, yte, stream, after, balanced=True)
         out["preds"].append(pred)
         if not iid:
             pred_all = dkvb.decode(b.values, idx_any).argmax(1).cpu()
-            out["R_unmasked"][after] = evaluate(pred_all, yte, stream, after)
+            out["R_unmasked"][after] = train.prediction_row(pred_all, yte, stream, after, balanced=True)
         out["unused"].append(float((b.counts == 0).float().mean()))
         if keep:  # only what the figures draw: which keys this task fetched, and the first codebooks' votes
             out["used"].append((b.counts > before).cpu())
@@ -336,7 +326,7 @@ def run_net(make, x_tr: torch.Tensor, x_te: torch.Tensor, fs: features.FeatureSp
         train.fit(model, x_tr[rows], ytr[rows], epochs=cfg.epochs, optimizer=opt, batch_size=cfg.batch_size,
                   clip=cfg.clip, label_smoothing=cfg.label_smoothing, seed=cfg.seed + t, device=DEV)  # DKVB's order
         pred = train.predict(model, x_te, device=DEV)
-        out["R"][T - 1 if iid else t] = evaluate(pred, yte, stream, T - 1 if iid else t)
+        out["R"][T - 1 if iid else t] = train.prediction_row(pred, yte, stream, T - 1 if iid else t, balanced=True)
         out["preds"].append(pred)
     out["final"] = train.balanced_accuracy(out["preds"][-1], yte)
     if keep:
@@ -424,9 +414,11 @@ def summarise(runs: list[dict], title: str) -> dict[str, dict[str, np.ndarray]]:
 
 t0 = time.perf_counter()
 jobs = [("cifar", s) for s in SEEDS] + [("tiny", s) for s in SEEDS]  # one process per core (each run seeds itself)
-done = parallel.pmap(lambda j: run_stream(cifar, tiny, 5, 2, j[1], ablations=True) if j[0] == "cifar" else
-                     run_stream(tiny, cifar, cfg.tiny_tasks, cfg.tiny_classes_per_task, j[1], ablations=False), jobs)
-runs_c, runs_t = done[: len(SEEDS)], done[len(SEEDS):]
+done = experiment.over_seeds(  # results hold streams and tensors to draw: run, not stored (cache_results=False)
+    lambda j: run_stream(cifar, tiny, 5, 2, j[1], ablations=True) if j[0] == "cifar" else
+    run_stream(tiny, cifar, cfg.tiny_tasks, cfg.tiny_classes_per_task, j[1], ablations=False),
+    jobs, cfg=cfg, name="ch02_streams", cache_results=False)
+runs_c, runs_t = [done["cifar", s] for s in SEEDS], [done["tiny", s] for s in SEEDS]
 sum_c = summarise(runs_c, "CIFAR-10, 5 tasks × 2 classes")
 sum_t = summarise(runs_t, f"Split Tiny ImageNet, {cfg.tiny_tasks} tasks × {cfg.tiny_classes_per_task} classes")
 print(f"({time.perf_counter() - t0:.0f} s)")
@@ -446,12 +438,12 @@ for title, runs in [("CIFAR-10", runs_c), ("Split Tiny ImageNet", runs_t)]:
 # (what is left of each task at the end), from the same matrices.
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+fig, axes = plt.subplots(2, 3, figsize=(15, 9.5), layout="constrained")
 for r, (runs, title) in enumerate([(runs_c, "CIFAR-10"), (runs_t, "Split Tiny ImageNet")]):
     for c, name in enumerate(["DKVB", "linear probe", "MLP"]):
-        plots.accuracy_matrix(runs[0][name]["R"], axes[r, c], f"{title}: {name}", cbar=c == 2)
+        plots.accuracy_matrix(runs[0][name]["R"], axes[r, c], f"{title}: {name}", cbar=False)
+fig.colorbar(axes[0, 0].collections[0], ax=axes, shrink=0.6, label="balanced accuracy (%)")  # one scale, equal maps
 fig.suptitle(f"Balanced accuracy (%) along the stream, seed 0 ({cfg.profile} profile)")
-fig.tight_layout()
 plots.show(fig, CH, "accuracy_matrices")
 for runs, title in [(runs_c, "CIFAR-10"), (runs_t, "Split Tiny ImageNet")]:
     for name in ["DKVB", "linear probe", "MLP"]:
@@ -520,15 +512,13 @@ order_k = order_k[np.lexsort((-per_task[:, order_k].sum(0), per_task[:, order_k]
 n_tasks_using = used_by.sum(0)  # (C, N): how many tasks fetched each key
 only_one = float((n_tasks_using == 1).sum() / (n_tasks_using > 0).sum())
 print(f"of the keys used at all, {only_one * 100:.0f} % are fetched by a single task")
-fig, axes = plt.subplots(1, 2, figsize=(15, 4), gridspec_kw={"width_ratios": [2.2, 1]})
-bottom = np.zeros(len(order_k))
-for t in range(len(s0)):
-    axes[0].bar(np.arange(len(order_k)), per_task[t, order_k], bottom=bottom, width=1.0,
-                label=f"task {t + 1}", color=plt.get_cmap("tab10")(t))
-    bottom += per_task[t, order_k]
-axes[0].set(xlabel="used keys of codebook 1, sorted by the task that uses them most",
-            ylabel="training examples fetching the key", title="Key usage per task (one codebook)")
-axes[0].legend(fontsize=8)
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.2), gridspec_kw={"width_ratios": [2.2, 1]}, layout="constrained")
+im = axes[0].imshow(per_task[:, order_k], aspect="auto", cmap="viridis", interpolation="nearest")
+fig.colorbar(im, ax=axes[0], pad=0.01, label="training examples fetching it")
+axes[0].set(xlabel=f"the {len(order_k)} used keys of codebook 1, grouped by the task that fetches them most",
+            ylabel="task", yticks=range(len(s0)), yticklabels=plots.task_labels(len(s0)),
+            title="Which task fetches which key (one codebook)")
+axes[0].grid(False)
 share = np.array([[float((used_by[i] & used_by[j]).sum() / used_by[j].sum()) for j in range(len(s0))]
                   for i in range(len(s0))])
 off_diag = share[~np.eye(len(s0), dtype=bool)]
@@ -536,7 +526,6 @@ print(f"a task's keys also fetched by another task: {off_diag.mean() * 100:.0f} 
       f"(range {off_diag.min() * 100:.0f}–{off_diag.max() * 100:.0f} %)")
 plots.accuracy_matrix(share, axes[1], "Keys shared between tasks (% of task j's keys)", cbar=False)
 axes[1].set(xlabel="keys of task j ...", ylabel="... also used by task i")
-fig.tight_layout()
 plots.show(fig, CH, "key_usage_per_task")
 
 # %% [markdown]
@@ -566,7 +555,7 @@ plots.show(fig, CH, "unused_keys")
 # classes keep their size when later classes arrive — the localisation the paper is about.
 
 # %%
-cmap10 = ListedColormap(plt.get_cmap("tab10").colors)
+cmap10 = ListedColormap(plots.sns.color_palette("colorblind", 10))  # colour-blind-safe, no red/green neighbours
 cifar_names = [cifar.class_names[c] for c in s0.class_order]
 
 
@@ -641,7 +630,7 @@ def run_size(size: tuple[int, int, int]) -> dict:
     return {"R": r["R"], "final": r["final"], "unused": r["unused"][-1]}
 
 
-size_runs = dict(zip(grid_sizes, parallel.pmap(run_size, grid_sizes)))
+size_runs = experiment.over_seeds(run_size, grid_sizes, cfg=cfg, name="ch02_sizes", cache_results=False)
 for knob, values in grid_knobs:
     for v in values:
         r = size_runs[tuple(v if k == knob else d for k, d in zip(["C", "N", "d_k"], default))]

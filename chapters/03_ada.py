@@ -87,11 +87,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cl_lib import backbones, config, data, metrics, parallel, plots, probes, streams, text, train
+from cl_lib import backbones, config, cost, data, experiment, metrics, plots, probes, streams, text, train
 from cl_lib.claims import Claims
 from cl_lib.methods import ada
 
 cfg = config.chapter_config("03_ada")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 
@@ -172,22 +173,18 @@ print(f"hidden states: {time.perf_counter() - t0:.1f} s; task 1 train {tuple(tra
 # on real data before anything trains:
 
 # %%
-def new_adapter(t: int, s: int = 0) -> ada.AdapterSet:
-    torch.manual_seed(cfg.seed + 100 * s + 1000 + t)  # each task's adapter starts the same whatever ran before
-    return ada.AdapterSet(len(encoder.points), encoder.dim, cfg.bottleneck).to(cfg.device)
+def new_modules(t: int, s: int = 0) -> tuple[ada.AdapterSet, nn.Linear]:
+    """Task t's fresh adapter and head on seed s (each seeded on its own: the same whatever ran before)."""
+    return ada.new_task_modules(encoder, len(stream.tasks[t].classes), cfg.bottleneck, init_seed=cfg.seed + 100 * s,
+                                task=t, device=cfg.device)
 
 
-def new_head(t: int, s: int = 0) -> nn.Linear:
-    torch.manual_seed(cfg.seed + 100 * s + 2000 + t)
-    return nn.Linear(encoder.dim, len(stream.tasks[t].classes)).to(cfg.device)
-
-
-z_plain, z_new = ada.embed(encoder, None, test_sets[0][0]), ada.embed(encoder, new_adapter(0), test_sets[0][0])
+z_plain, z_new = ada.embed(encoder, None, test_sets[0][0]), ada.embed(encoder, new_modules(0)[0], test_sets[0][0])
 identity_gap = float((z_plain - z_new).abs().max())
 print("max |difference| with a fresh adapter:", identity_gap)
-ADAPTER_SIZE = train.n_params(new_adapter(0))
+ADAPTER_SIZE = train.n_params(new_modules(0)[0])
 print(f"one adapter set: {ADAPTER_SIZE:,} parameters ({ADAPTER_SIZE / train.n_params(backbone.model):.2%} of the backbone); "
-      f"one head: {train.n_params(new_head(0)):,}")
+      f"one head: {train.n_params(new_modules(0)[1]):,}")
 
 # %% [markdown]
 # ## Every learner, on every seed
@@ -237,22 +234,19 @@ def run_seed(job: tuple[int, str]) -> dict:
         ft_encoder = ada.AdaptedEncoder(backbone, cfg.first_layer).to(cfg.device)
         ft_encoder.upper.requires_grad_(True)
         out["sequential fine-tuning"] = ada.run_sequential(
-            ft_encoder, tr_s, te_s, [new_head(t, s) for t in range(T)], adapters=None,
+            ft_encoder, tr_s, te_s, [new_modules(t, s)[1] for t in range(T)], adapters=None,
             extra=list(ft_encoder.upper.parameters()), **{**fit_kw(cfg.epochs, cfg.seed + s), "lr": cfg.lr_finetune})
         out["ft_state"] = ft_encoder.upper.state_dict()
         return out
-    probe_heads, R = [new_head(t, s) for t in range(T)], np.full((T, T), np.nan)
+    probe_heads, R = [new_modules(t, s)[1] for t in range(T)], np.full((T, T), np.nan)
     for t in range(T):
         z, y = ada.embed(encoder, None, tr_s[t][0]), tr_s[t][1].to(cfg.device)
         train.fit(probe_heads[t], z, y, epochs=cfg.probe_epochs, batch_size=cfg.batch_size, seed=cfg.seed + s + t,
                   optimizer=train.make_optimizer(probe_heads[t].parameters(), "adam", lr=cfg.lr_head), device=cfg.device)
         R[t:, t] = ada.accuracy(encoder, None, probe_heads[t], *te_s[t])
     out["frozen backbone + heads"] = R
-    adapters, heads = [], []
-    for t in range(T):
-        a, h = new_adapter(t, s), new_head(t, s)
-        ada.train_task(encoder, a, h, *tr_s[t], **fit_kw(cfg.epochs, cfg.seed + s + t))
-        adapters.append(a), heads.append(h)
+    adapters, heads = ada.train_adapters(encoder, tr_s, [len(task.classes) for task in stream.tasks], cfg.bottleneck,
+                                         init_seed=cfg.seed + 100 * s, device=cfg.device, **fit_kw(cfg.epochs, cfg.seed + s))
     R = np.full((T, T), np.nan)
     for j in range(T):
         R[j:, j] = ada.accuracy(encoder, adapters[j], heads[j], *te_s[j])
@@ -262,8 +256,8 @@ def run_seed(job: tuple[int, str]) -> dict:
     keep = functools.partial(ada.keep_old, head_epochs=cfg.probe_epochs, lr_head=cfg.lr_head)  # heads as the frozen ones
     out["ADA, keep the old adapter"] = ada_run(s, adapters, heads, merge=keep).R
     out["ADA, take the new adapter"] = ada_run(s, adapters, heads, merge=ada.take_new).R
-    out["one shared adapter"] = ada.run_sequential(encoder, tr_s, te_s, [new_head(t, s) for t in range(T)],
-                                                   adapters=new_adapter(0, s), **fit_kw(cfg.epochs, cfg.seed + s))
+    out["one shared adapter"] = ada.run_sequential(encoder, tr_s, te_s, [new_modules(t, s)[1] for t in range(T)],
+                                                   adapters=new_modules(0, s)[0], **fit_kw(cfg.epochs, cfg.seed + s))
     if s == SEEDS[0]:  # the first seed also: the pool-size × selection ablation
         out["adapters"], out["heads"] = adapters, heads
         out["ablation"] = {(K, how): res if (K, how) == (cfg.K, "transrate") else ada_run(s, adapters, heads, K=K, selection=how)
@@ -273,8 +267,8 @@ def run_seed(job: tuple[int, str]) -> dict:
 
 t0 = time.perf_counter()
 jobs = [(s, "learners") for s in SEEDS] + [(SEEDS[0], "sequential fine-tuning")]
-done = parallel.pmap(run_seed, jobs)
-runs = [{k: v for (s_, _), r in zip(jobs, done) if s_ == s for k, v in r.items()} for s in SEEDS]
+done = experiment.over_seeds(run_seed, jobs, cfg=cfg, name="ch03_runs", cache_results=False)  # trained adapters: not stored
+runs = [{k: v for (s_, _), r in done.items() if s_ == s for k, v in r.items()} for s in SEEDS]
 print(f"{len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
 assert all(torch.equal(p, q) for p, q in zip(backbone.model.parameters(), encoder.model.parameters())), \
     "the frozen backbone must never change"
@@ -303,11 +297,11 @@ for t in range(T):
 
 # %%
 show = ["one adapter per task", "ADA", "ADA, take the new adapter", "one shared adapter"]
-fig, axes = plt.subplots(1, 4, figsize=(21, 5.2))
-for k, (ax, name) in enumerate(zip(axes, show)):
-    plots.accuracy_matrix(run0[name], ax, name, cbar=k == 3)
-fig.suptitle(f"Task-incremental CLINC150, {T} domains × 15 intents, seed 0 ({cfg.profile} profile): accuracy (%)")
-fig.tight_layout()
+fig, axes = plt.subplots(2, 2, figsize=(11, 10), layout="constrained")  # four equal maps, big enough to read
+for ax, name in zip(axes.flat, show):
+    plots.accuracy_matrix(run0[name], ax, name, cbar=False)
+fig.colorbar(axes[0, 0].collections[0], ax=axes, shrink=0.6, label="accuracy (%)")
+fig.suptitle(f"Task-incremental CLINC150, {T} domains × 15 intents, seed 0 ({cfg.profile} profile)")
 plots.show(fig, CH, "accuracy_matrices")
 
 # %%
@@ -356,24 +350,22 @@ print("domains per slot at the end:", {k + 1: [stream.tasks[j].name for j in ran
 ablation = run0["ablation"]
 for (K, how), r in ablation.items():
     print(f"K={K} {how:9s}: final ACC {np.mean(r.R[-1]):.3f}, slots {r.slots[-1]}")
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.3))
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
 sel = list(cfg.ablation_selection)
 vals = [np.mean(ablation[(cfg.K, h)].R[-1]) * 100 for h in sel]
-axes[0].bar(sel, vals, color=sns.color_palette(plots.PALETTE)[:len(sel)])
-for i, v in enumerate(vals):
-    axes[0].text(i, v + 0.3, f"{v:.1f}", ha="center")
-axes[0].axhline(np.mean(run0["one adapter per task"][-1]) * 100, color="k", ls="--", label="one adapter per task")
-axes[0].axhline(np.mean(run0["one shared adapter"][-1]) * 100, color="grey", ls=":", label="one shared adapter")
-axes[0].set(ylabel="final average accuracy (%)", xlabel="slot selection", title=f"Selection (K={cfg.K}, seed 0)",
-            ylim=(50, 100))
-axes[0].legend(fontsize=8, loc="lower right")
+bars = axes[0].barh(sel, vals, color=sns.color_palette(plots.PALETTE)[:len(sel)])
+axes[0].bar_label(bars, fmt="%.1f", label_type="center", color="w", fontweight="bold")  # inside: no line crosses it
+axes[0].axvline(np.mean(run0["one adapter per task"][-1]) * 100, color="k", ls="--", label="one adapter per task")
+axes[0].axvline(np.mean(run0["one shared adapter"][-1]) * 100, color="grey", ls=":", label="one shared adapter")
+axes[0].set(xlabel="final average accuracy (%)", ylabel="slot selection", title=f"Selection (K={cfg.K}, seed 0)",
+            xlim=(0, 100))
+axes[0].legend(fontsize=8, loc="lower left")
 plots.curves({f"K={K}": metrics.seen_accuracy(ablation[(K, "transrate")].R) for K in cfg.ablation_K}, axes[1],
              ylabel="mean accuracy on tasks seen", title="Pool size K (TransRate, seed 0)")
 axes[1].plot(np.arange(1, T + 1), np.array(metrics.seen_accuracy(run0["one adapter per task"])) * 100, "k--",
              label="one adapter per task")
-axes[1].set_ylim(50, 100)
-axes[1].legend(fontsize=8)
-fig.tight_layout()
+axes[1].set_ylim(0, 100)
+axes[1].legend(fontsize=8, loc="lower left")
 plots.show(fig, CH, "ablation")
 
 
@@ -504,8 +496,8 @@ def draw_attention(t: int) -> None:
     layer, head = divmod(int(changes["with its ADA adapter"].argmax()), changes["with its ADA adapter"].shape[1])
     words = backbone.tokenizer.convert_ids_to_tokens(ids_t[0][m[0].bool()].tolist())
     L = len(words)
-    fig = plt.figure(figsize=(17, 9.5))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
+    fig = plt.figure(figsize=(17, 10), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.2])
     vmax = max(float(c.max()) for c in changes.values()) or 1.0
     for ax, (name, c) in zip(top.subplots(1, 2), changes.items()):
         im = ax.imshow(c.numpy(), cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
@@ -517,7 +509,8 @@ def draw_attention(t: int) -> None:
     axs = bottom.subplots(1, 3)
     for k, (ax, (name, A)) in enumerate(zip(axs, maps.items())):
         im = ax.imshow(A[layer, 0, head, :L, :L].numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_xticks(range(L), words, rotation=90, fontsize=8), ax.set_yticks(range(L), words, fontsize=8)
+        ax.set_xticks(range(L), words, rotation=90, fontsize=8)
+        ax.set_yticks(range(L), words if k == 0 else [], fontsize=8)  # the same tokens: named once, on the left
         ax.grid(False)
         ax.set(xlabel="attended token (key)", ylabel="token (query)" if k == 0 else "", title=name)
     bottom.colorbar(im, ax=list(axs), label="attention weight", shrink=0.9)

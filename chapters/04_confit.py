@@ -76,18 +76,18 @@
 # first batch instead of zero, and the figures.
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, metrics, parallel, plots, shift, streams, train
+from cl_lib import backbones, config, cost, data, experiment, metrics, plots, shift, streams, train
 from cl_lib.claims import Claims
 from cl_lib.methods import confit
 
 cfg = config.chapter_config("04_confit")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 
@@ -198,6 +198,14 @@ probe_pairs = pairs[::step] + ([pairs[-1]] if (len(pairs) - 1) % step else [])
 probe_names = [p.bn_name for p in probe_pairs]
 
 
+def layer_label(bn_name: str) -> str:
+    """EfficientNet-Lite0's BN module path as a reader's name: the stem, stage s block b, the head conv."""
+    if "." not in bn_name:
+        return {"bn1": "stem", "bn2": "head conv"}.get(bn_name, bn_name)
+    _, stage, block, bn = bn_name.split(".")
+    return f"stage {int(stage) + 1}, block {int(block) + 1} ({bn})"
+
+
 def seed_stream(s: int) -> tuple[streams.Stream, list, list]:
     st = streams.split_stream(tr.labels, te.labels, n_tasks=cfg.n_tasks, classes_per_task=cfg.classes_per_task,
                               seed=cfg.seed + s, train_per_class=cfg.train_per_class,
@@ -232,7 +240,7 @@ VARIANTS = {"naive": (False, cfg.epochs), "hierarchical": (True, cfg.epochs),
             "naive, same backbone steps": (False, CONV_EPOCHS)}
 
 
-def run(variant: str, s: int) -> dict:
+def run_variant(variant: str, s: int) -> dict:
     """Fine-tune along seed s's stream; test under each BN mode; measure the shift of task 1's BN inputs."""
     hierarchical, epochs = VARIANTS[variant]
     full_record = variant != "naive, same backbone steps"  # the matched run is only measured after the last task
@@ -270,21 +278,15 @@ def run(variant: str, s: int) -> dict:
     return out
 
 
-key = {"chapter": CH, "backbone": pretrained.name, "weights": pretrained.weights, "params": cfg.params,
-       "seed": cfg.seed, "device": cfg.device, "data": tr.digest(), "code": cache.code_digest(confit, train.fit, run, mean_mismatch, seed_stream)}
-t0 = time.perf_counter()
 jobs = [(name, s) for s in SEEDS for name in VARIANTS]
-done = parallel.pmap(lambda job: cache.cached("confit_runs", {**key, "variant": job[0], "run_seed": job[1]},
-                                              lambda: run(*job)), jobs)  # one process per core
-results = {name: [] for name in VARIANTS}
-for (name, s), r in zip(jobs, done):
-    results[name].append(r)
+done = experiment.over_seeds(lambda job: run_variant(*job), jobs, cfg=cfg, name="ch04_confit",  # one process per core
+                             data=[pretrained.name, pretrained.weights, tr.digest()])
+results = {name: [done[name, s] for s in SEEDS] for name in VARIANTS}
 matched = results.pop("naive, same backbone steps")  # measured for the shift claim; the ladder is the two others'
 print(f"naive FT with the backbone steps of hierarchical FT: {CONV_EPOCHS} of {cfg.epochs} epochs per task")
 for s in SEEDS:
     print(f"seed {s}: final accuracy, naive FT {np.mean(results['naive'][s]['R']['shared'][-1]) * 100:.1f} % → "
           f"ConFiT {np.mean(results['hierarchical'][s]['R']['xconv'][-1]) * 100:.1f} %")
-print(f"{len(jobs)} runs in {time.perf_counter() - t0:.0f} s")
 
 # %% [markdown]
 # ## The ablation ladder
@@ -401,8 +403,8 @@ groups = {"first third": explore_pairs[:third], "middle third": explore_pairs[th
           "last third": explore_pairs[2 * third:]}
 
 
-def draw_bn_mix(first: str, middle: str, last: str) -> None:
-    choice = dict(zip(groups, (first, middle, last)))
+def mix_accuracy(choice: dict[str, str]) -> float:
+    """Task 1's test accuracy after the last task with BN statistics chosen per third of the network."""
     live = confit.snapshot(explore_net)
     confit.restore(explore_net, task1, [p for g, ps in groups.items() if choice[g] == "xconv" for p in ps])
     with torch.no_grad():
@@ -414,15 +416,32 @@ def draw_bn_mix(first: str, middle: str, last: str) -> None:
     acc = train.accuracy(explore_net, *explore_test[0], classes=explore_st.task_slice(0), transform=prep,
                          device=cfg.device)
     confit.restore(explore_net, live)
-    colors = {"shared": "C7", "stale": "C3", "xconv": "C2"}
-    fig, ax = plt.subplots(figsize=(12, 2.6))
+    return acc
+
+
+MODE_COLORS = {"shared": "C7", "stale": "C3", "xconv": "C2"}
+uniform_mix = {f"all {m}": mix_accuracy(dict.fromkeys(groups, m)) for m in MODES}  # the three references
+
+
+def draw_bn_mix(first: str, middle: str, last: str) -> None:
+    choice = dict(zip(groups, (first, middle, last)))
+    acc = mix_accuracy(choice)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 2.9), gridspec_kw={"width_ratios": [2, 1]}, layout="constrained")
     for i, (g, ps) in enumerate(groups.items()):
         start = sum(len(q) for q in list(groups.values())[:i])
-        ax.barh(0, len(ps), left=start, color=colors[choice[g]], edgecolor="w", label=f"{g}: {choice[g]}")
-    ax.set(xlim=(0, len(explore_pairs)), yticks=[], xlabel="BN layer (input → output)",
-           title=f"Task 1 after task {T} with this BN mix: test accuracy {acc * 100:.1f} %")
-    ax.legend(ncol=3, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.45))
+        ax.barh(0, len(ps), left=start, color=MODE_COLORS[choice[g]], edgecolor="k", linewidth=1.5)
+        ax.text(start + len(ps) / 2, 0, f"{g}\n{choice[g]}", ha="center", va="center", fontsize=10, color="w",
+                fontweight="bold")
+    ax.set(xlim=(0, len(explore_pairs)), yticks=[], xlabel=f"BN layer (input → output), {len(explore_pairs)} in all",
+           title="the BN statistics chosen for each third of the network")
     ax.grid(False)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color=c, label=m) for m, c in MODE_COLORS.items()], ncol=3, fontsize=9,
+              loc="upper center", bbox_to_anchor=(0.5, -0.35), title="statistics")
+    labels, values = [*uniform_mix, "this mix"], [*uniform_mix.values(), acc]
+    bars = bx.barh(labels, np.array(values) * 100, color=[MODE_COLORS[m] for m in MODES] + ["C0"])
+    bx.bar_label(bars, fmt="%.1f %%", label_type="center", color="w", fontweight="bold")
+    bx.set(xlim=(0, 100), xlabel=f"task 1 test accuracy after task {T} (%)", title="what it gives")
     plots.show(fig, CH, "bn_mode_explorer")
 
 
@@ -439,16 +458,15 @@ plots.controls(draw_bn_mix, {g: list(MODES) for g in ("first", "middle", "last")
 # %%
 d_naive, d_hier = (np.clip(results[n][0]["drift"], 0, None) for n in ("naive", "hierarchical"))
 vmax = max(d_naive.max(), d_hier.max())
+layer_names = [layer_label(n) for n in probe_names]
 fig, axes = plt.subplots(1, 3, figsize=(19, 5.2))
 for ax, (name, d) in zip(axes, (("naive", d_naive), ("hierarchical", d_hier))):
-    plots.layer_shift(d, ax, layers=probe_names, label="1 − CKA with the model after task 1",
-                      title=f"{name} fine-tuning")
-    ax.collections[0].set_clim(0, vmax)
+    plots.layer_shift(d, ax, layers=layer_names, label="1 − CKA with the model after task 1",
+                      title=f"{name} fine-tuning", vmax=vmax)
 diff = d_naive - d_hier
 span = max(float(np.abs(diff).max()), 1e-3)
-plots.layer_shift(diff, axes[2], layers=probe_names, label="naive − hierarchical (1 − CKA)", cmap="RdBu",
-                  title="difference")
-axes[2].collections[0].set_clim(-span, span)
+plots.layer_shift(diff, axes[2], layers=layer_names, label="naive − hierarchical (1 − CKA)", cmap="RdBu",
+                  title="difference (blue: naive shifted more)", vmin=-span, vmax=span)
 fig.suptitle("Representational shift of task-1 inputs along the stream (task 1's Xconv BN), seed 0")
 fig.tight_layout()
 plots.show(fig, CH, "cka_drift")

@@ -70,6 +70,7 @@
 
 # %%
 import copy
+import json
 import os
 import shutil
 import subprocess
@@ -82,11 +83,12 @@ import numpy as np
 import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from cl_lib import backbones, config, data, parallel, plots, shift, text, train
+from cl_lib import backbones, config, cost, data, experiment, plots, shift, text, train
 from cl_lib.claims import Claims
 from cl_lib.methods import cold_fusion
 
 cfg = config.chapter_config("05_cold_fusion")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 plots.set_style()
 CH = cfg.chapter
 SEEDS = list(range(cfg.seeds))
@@ -213,8 +215,8 @@ def mean(scores: dict[str, float], group: list[str]) -> float:
     return float(np.mean([scores[n] for n in group]))
 
 
-def line(label: str, ev: dict) -> str:
-    parts = [f"{k} seen {mean(v, seen) * 100:5.1f} / unseen {mean(v, unseen) * 100:5.1f}" for k, v in ev.items()]
+def line(label: str, evals: dict) -> str:
+    parts = [f"{k} seen {mean(v, seen) * 100:5.1f} / unseen {mean(v, unseen) * 100:5.1f}" for k, v in evals.items()]
     return f"{label:28s} " + " | ".join(parts)
 
 
@@ -247,7 +249,7 @@ def line(label: str, ev: dict) -> str:
 plots.show_code(cold_fusion.fuse_sequential)
 
 # %%
-contrib_fit = cold_fusion.FitConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr_body=cfg.lr_body, lr_head=cfg.lr_head)
+contrib_fit = cold_fusion.contributor_fit(cfg.params)
 passes = cfg.iterations * cfg.contributors * cfg.epochs  # ColD's example passes, in units of one data set
 matched_epochs = max(1, round(passes / len(seen)))
 probe_set = text.TextTask("probe", text.Hidden.concat([
@@ -293,13 +295,11 @@ def run_learner(job: tuple[str, int]) -> dict:
         if not track:
             out.pop("states"), out.pop("z")
     elif learner == "one round of fusing":
-        one_fit = cold_fusion.FitConfig(epochs=matched_epochs, batch_size=cfg.batch_size, lr_body=cfg.lr_body,
-                                        lr_head=cfg.lr_head)
+        one_fit = cold_fusion.contributor_fit({**cfg.params, "epochs": matched_epochs})  # ColD's passes, in one round
         cold_fusion.cold_fusion(body, load, seen, iterations=1, contributors=len(seen), cfg=one_fit, seed=seed,
                                 device=cfg.device)
     else:
         body = cold_fusion.multitask(body, train_sets, contrib_fit, epochs=matched_epochs, seed=seed, device=cfg.device)
-    out["train_s"] = time.perf_counter() - started
     out["distance"] = cold_fusion.parameter_distance(cold_fusion.body_state(body), pre_state)
     out["eval"] = evaluate(body, finetune=learner == "ColD Fusion")
     if learner == "one round of fusing":  # the same body moved along its own direction to ColD's distance
@@ -309,15 +309,15 @@ def run_learner(job: tuple[str, int]) -> dict:
     return out
 
 
-t0 = time.perf_counter()
 jobs = [(learner, s) for learner in LEARNERS for s in SEEDS if learner != "multitask" or s < cfg.multitask_seeds]
 jobs.insert(len(SEEDS), ("pretrained", SEEDS[0]))  # longest first: ColD's runs, then the pretrained evaluation
-results = {(r["learner"], r["seed"]): r for r in parallel.pmap(run_learner, jobs)}
+runs = experiment.over_seeds(run_learner, jobs, cfg=cfg, name="ch05_runs", cache_results=False)  # bodies: not stored
+results = {(r["learner"], r["seed"]): r for r in runs.values()}
 ev_pre = results.pop(("pretrained", SEEDS[0]))["eval"]
-print(f"{len(jobs)} jobs in {time.perf_counter() - t0:.0f} s (one round and multitask: {matched_epochs} epochs each); "
+print(f"{len(jobs)} jobs in {runs.seconds:.0f} s (one round and multitask: {matched_epochs} epochs each); "
       "seconds per run: " + ", ".join(f"{lrn} {np.mean([r['seconds'] for (l_, s_), r in results.items() if l_ == lrn]):.0f}"
                                       for lrn in LEARNERS))
-ev = {learner: [results[(learner, s)]["eval"] for s in SEEDS if (learner, s) in results] for learner in LEARNERS}
+evals = {learner: [results[(learner, s)]["eval"] for s in SEEDS if (learner, s) in results] for learner in LEARNERS}
 dist = {learner: np.array([results[(learner, s)]["distance"] for s in SEEDS if (learner, s) in results])
         for learner in LEARNERS}
 print("L2 distance of each learner's final body from the pretrained one (mean over seeds): "
@@ -334,21 +334,22 @@ def rescaled_one_round(s: int) -> dict:
     return {"alpha": alpha, "eval": evaluate(body, finetune=False)}
 
 
-matched_dist = parallel.pmap(rescaled_one_round, SEEDS)
-ev["one round, at ColD's distance"] = [m["eval"] for m in matched_dist]
+matched_dist = list(experiment.over_seeds(rescaled_one_round, SEEDS, cfg=cfg, name="ch05_rescaled",
+                                         cache_results=False).values())
+evals["one round, at ColD's distance"] = [m["eval"] for m in matched_dist]
 print("one round of fusing rescaled to ColD's distance: factors " + ", ".join(f"{m['alpha']:.2f}" for m in matched_dist))
 
 
 def gains(learner: str, kind: str, group: list[str]) -> np.ndarray:
     """Per seed: the learner's mean accuracy over `group` minus the pretrained body's, in points."""
-    return np.array([(mean(e[kind], group) - mean(ev_pre[kind], group)) * 100 for e in ev[learner] if kind in e])
+    return np.array([(mean(e[kind], group) - mean(ev_pre[kind], group)) * 100 for e in evals[learner] if kind in e])
 
 
 print(line("pretrained", ev_pre))
 for learner in LEARNERS:
     g = {f"{kind} {gname}": gains(learner, kind, grp) for kind in ("probe", "finetune")
-         for gname, grp in (("seen", seen), ("unseen", unseen)) if kind in ev[learner][0]}
-    print(f"{learner:30s} gain over pretrained (points, mean ± std over {len(ev[learner])} seeds): "
+         for gname, grp in (("seen", seen), ("unseen", unseen)) if kind in evals[learner][0]}
+    print(f"{learner:30s} gain over pretrained (points, mean ± std over {len(evals[learner])} seeds): "
           + ", ".join(f"{k} {v.mean():+.2f} ± {v.std():.2f}" for k, v in g.items()))
 cold0 = results[("ColD Fusion", SEEDS[0])]
 history, states, z_fused, moves, schedule = ({0: ev_pre["probe"], **cold0["history"]}, cold0["states"], cold0["z"],
@@ -371,8 +372,12 @@ history, states, z_fused, moves, schedule = ({0: ev_pre["probe"], **cold0["histo
 #
 # ```bash
 # torchrun --nnodes=4 --nproc_per_node=2 --node_rank=$NODE --rdzv-backend=c10d --rdzv-endpoint=node0.example:29500 \
-#          --rdzv-id=cold-fusion -m cl_lib.distributed --datasets ... --iterations 30 --contributors 8
+#          --rdzv-id=cold-fusion -m cl_lib.distributed --datasets ... --iterations 30
 # ```
+#
+# The settings (layer, examples per class, the contributors' fine-tuning, contributors per iteration, seed) have one
+# source: this chapter's table in book.toml, which `cl_lib.distributed` reads itself (active profile), or a JSON
+# copy of it (`--settings`, as the run below passes it).
 #
 # We run the first iteration for real, two processes under `torchrun` on this machine, and compare its fused body with
 # the one the first seed's ColD run produced after its first iteration. The processes run on the device the chapter
@@ -381,13 +386,11 @@ history, states, z_fused, moves, schedule = ({0: ev_pre["probe"], **cold0["histo
 
 # %%
 out_dir = tempfile.mkdtemp(prefix="cold_fusion_")
+settings = json.dumps({**cfg.params, "seed": cfg.seed})  # this chapter's table: the one source of both runs' settings
 cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}", "-m",
-       "cl_lib.distributed", "--datasets", ",".join(seen), "--iterations", "1",
-       "--contributors", str(cfg.contributors), "--layer", str(cfg.layer), "--train-per-class", str(cfg.train_per_class),
-       "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size), "--lr-body", str(cfg.lr_body),
-       "--lr-head", str(cfg.lr_head), "--seed", str(cfg.seed), "--device", cfg.device,
-       "--out", os.path.join(out_dir, "fused.pt")]
-print("$ torchrun " + " ".join(cmd[3:]).replace(out_dir, "<tmp>"))
+       "cl_lib.distributed", "--datasets", ",".join(seen), "--iterations", "1", "--device", cfg.device,
+       "--settings", settings, "--out", os.path.join(out_dir, "fused.pt")]
+print("$ torchrun " + " ".join(cmd[3:]).replace(out_dir, "<tmp>").replace(settings, "<this chapter's settings, JSON>"))
 env = dict(os.environ, PYTHONPATH=str(config.ROOT), OMP_NUM_THREADS="1")
 t0 = time.perf_counter()
 try:
@@ -418,7 +421,7 @@ for gname, group, c in (("seen", seen, "C0"), ("unseen", unseen, "C3")):
 axes[0].set(xlabel="ColD Fusion iteration (0 = pretrained)", ylabel=f"mean probe accuracy, {cfg.eval_shots}-shot (%)",
             xticks=iters, title="ColD-frozen along the iterations (seed 0)")
 axes[0].legend(fontsize=8)
-bars = [(learner, kind) for learner in LEARNERS for kind in ("probe", "finetune") if kind in ev[learner][0]]
+bars = [(learner, kind) for learner in LEARNERS for kind in ("probe", "finetune") if kind in evals[learner][0]]
 width, pos = 0.38, np.arange(len(bars))
 for k, (gname, group, c) in enumerate((("seen", seen, "C0"), ("unseen", unseen, "C3"))):
     vals = [gains(lrn, kind, group) for lrn, kind in bars]
@@ -444,7 +447,7 @@ fig, ax = plt.subplots(figsize=(15, 4.6))
 pos = np.arange(len(names))
 show = ["ColD Fusion", "sequential fine-tuning", "one round of fusing", "multitask"]
 for k, learner in enumerate(show):
-    g = np.array([[(e["probe"][n] - ev_pre["probe"][n]) * 100 for n in names] for e in ev[learner]])
+    g = np.array([[(e["probe"][n] - ev_pre["probe"][n]) * 100 for n in names] for e in evals[learner]])
     bars_ = ax.bar(pos + (k - 1.5) * 0.2, g.mean(0), yerr=g.std(0) if len(g) > 1 else None, width=0.2, capsize=2,
                    color=f"C{k}", label=f"{learner} ({len(g)} seed{'s' if len(g) > 1 else ''})")
     for b, n in zip(bars_, names):
@@ -502,7 +505,7 @@ def draw_iteration(iteration: int, contributor: int) -> None:
     chosen = schedule[iteration - 1]
     name = chosen[min(contributor, len(chosen)) - 1]
     move = next(m for m in moves if m[0] == iteration and m[1] == name)
-    fig, ax = plt.subplots(figsize=(13, 4))
+    fig, ax = plt.subplots(figsize=(13, 4.8), layout="constrained")
     pos = np.arange(len(names))
     ax.bar(pos - 0.2, [ev_pre["probe"][n] * 100 for n in names], width=0.4, color="0.7", label="pretrained")
     bars_ = ax.bar(pos + 0.2, [history[iteration][n] * 100 for n in names], width=0.4, color="C0",
@@ -514,11 +517,14 @@ def draw_iteration(iteration: int, contributor: int) -> None:
             b.set_hatch("//")
     ax.set_xticks(pos, [n.replace("_and_", " & ").replace("_", " ") + (" *" if n in unseen else "") for n in names],
                   rotation=30, ha="right")
-    lo = min(min(ev_pre["probe"].values()), min(history[iteration].values())) * 100
-    ax.set(ylim=(max(0, lo - 10), 100), ylabel="probe accuracy (%)",
+    ax.set(ylim=(0, 100), ylabel="probe accuracy (%)",
            title=f"iteration {iteration}, contributors {', '.join(chosen)}; {name} moved {move[2]:.2f} (L2), "
                  f"the fused body {fused_step[iteration - 1]:.2f}")
-    ax.legend(fontsize=8, loc="lower right")
+    from matplotlib.patches import Patch
+    handles = ax.get_legend_handles_labels()[0] + [
+        Patch(facecolor="C0", hatch="//", label="hatched, * : a data set no contributor saw (unseen)"),
+        Patch(facecolor="C0", edgecolor="C3", linewidth=3, label=f"outlined: this contributor's data set ({name})")]
+    fig.legend(handles=handles, loc="outside upper center", ncol=4, fontsize=8)  # above the bars, never over them
     plots.show(fig, CH, "iteration_explorer")
 
 
@@ -567,7 +573,7 @@ claims.report("ColD Fusion − sequential fine-tuning through the same contribut
               paper="fusing (averaging) the contributors' models, not training through them in turn, brings the gain",
               detail=f"seen {(gains('ColD Fusion', 'probe', seen) - gains('sequential fine-tuning', 'probe', seen)).mean():+.2f}, "
                      f"unseen {(gains('ColD Fusion', 'probe', unseen) - gains('sequential fine-tuning', 'probe', unseen)).mean():+.2f}")
-n_mt = len(ev["multitask"])
+n_mt = len(evals["multitask"])
 mt_statement = f"ColD Fusion − multitask training, probed, seen data sets (points, {n_mt} seed{'s' if n_mt > 1 else ''})"
 claims.claim(mt_statement,
              gains("ColD Fusion", "probe", seen)[:n_mt] - gains("multitask", "probe", seen), above=0.0,

@@ -57,11 +57,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cl_lib import backbones, cache, config, data, features, metrics, parallel, plots, streams, text, train
+from cl_lib import backbones, config, cost, data, experiment, features, metrics, plots, streams, text, train
 from cl_lib.claims import Claims
-from cl_lib.methods import ada, cold_fusion, confit, dkvb, prototypes
+from cl_lib.methods import ada, cold_fusion, confit, dkvb, linear, prototypes
 
 cfg = config.chapter_config("06_comparison")
+cost.announce(cfg)  # the estimated cost, where the profile asks for it (`full`)
 CH = cfg.chapter
 SEEDS = list(range(cfg.seeds))
 plots.set_style()
@@ -100,98 +101,26 @@ print(f"features: Tiny ImageNet {tuple(tiny.z_train.shape)} train / {tuple(tiny.
 # prediction restricted to the classes seen so far. Each learner also reports the bytes it keeps.
 
 # %%
-class Linear:
-    """A linear head trained with Adam, task after task; `masked`: each task's loss sees only its own classes."""
-
-    def __init__(self, seed: int, masked: bool, epochs: int):
-        train.seed_everything(seed)
-        self.model, self.masked, self.epochs, self.seed, self.t = nn.Linear(D, C), masked, epochs, seed, 0
-
-    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
-        classes = slice(int(y.min()), int(y.max()) + 1) if self.masked else None
-        opt = train.make_optimizer(self.model.parameters(), "adam", lr=cfg.lr)
-        train.fit(self.model, z, y, epochs=self.epochs, optimizer=opt, batch_size=cfg.batch_size, classes=classes,
-                  seed=self.seed + self.t)
-        self.t += 1
-
-    def scores(self, z: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.model(z)
-
-    def nbytes(self, seen: int) -> int:
-        return (D + 1) * seen * 4  # the rows of the classes seen so far
+LEARNERS = {  # name → a fresh learner for seed s (each a class in its method's module: cl_lib.methods.Learner)
+    "linear head, naive": lambda s: linear.LinearHead(D, C, masked=False, epochs=cfg.epochs, lr=cfg.lr,
+                                                      batch_size=cfg.batch_size, seed=cfg.seed + s),
+    "linear head, task-masked loss": lambda s: linear.LinearHead(D, C, masked=True, epochs=cfg.epochs, lr=cfg.lr,
+                                                                 batch_size=cfg.batch_size, seed=cfg.seed + s),
+    "DKVB (ch. 02)": lambda s: dkvb.Learner(  # keys fitted on CIFAR-10, values trained task after task
+        dkvb.create(cifar.z_train, C, codebooks=cfg.codebooks, n_keys=cfg.n_keys, dim_key=cfg.dim_key,
+                    steps=max(1, cfg.key_epochs * len(cifar.z_train) // cfg.dkvb_batch), batch_size=cfg.dkvb_batch,
+                    seed=cfg.seed + s),
+        seed=cfg.seed, epochs=cfg.dkvb_epochs, lr=cfg.dkvb_lr, batch_size=cfg.dkvb_batch, clip=cfg.clip,
+        label_smoothing=cfg.label_smoothing),
+    "NCM (SimpleCIL)": lambda s: prototypes.NCM(C, D),
+    "RanPAC ridge prototypes": lambda s: prototypes.RidgePrototypes(C, D, proj_dim=cfg.proj_dim, ridge=cfg.ridge,
+                                                                    seed=cfg.seed + s),
+    "ridge, no random projection": lambda s: prototypes.RidgePrototypes(C, D, proj_dim=0, ridge=cfg.ridge,
+                                                                        seed=cfg.seed + s),
+}
 
 
-class DKVB:
-    """Chapter 02's bottleneck: keys fitted on CIFAR-10, values trained on key indices task after task."""
-
-    def __init__(self, seed: int):
-        steps = max(1, cfg.key_epochs * len(cifar.z_train) // cfg.dkvb_batch)
-        self.b = dkvb.create(cifar.z_train, C, codebooks=cfg.codebooks, n_keys=cfg.n_keys, dim_key=cfg.dim_key,
-                             steps=steps, batch_size=cfg.dkvb_batch, seed=cfg.seed + seed)
-        self.t = 0
-
-    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
-        dkvb.train_values(self.b, dkvb.key_indices(self.b, z), y, epochs=cfg.dkvb_epochs, lr=cfg.dkvb_lr,
-                          batch_size=cfg.dkvb_batch, clip=cfg.clip, label_smoothing=cfg.label_smoothing,
-                          seed=cfg.seed + self.t)
-        self.t += 1
-
-    def scores(self, z: torch.Tensor) -> torch.Tensor:
-        """`dkvb.forward` (snap to used keys): for the same test set as last time, only newly used keys are
-        compared (`dkvb.snap_update`; the keys never move), which gives the same indices for less work."""
-        used = self.b.counts > 0
-        if getattr(self, "z", None) is not z:
-            self.z, self.near, self.allowed = z, None, torch.zeros_like(used)
-        self.near = dkvb.snap_update(dkvb.project(z, self.b.proj), self.b.keys, used & ~self.allowed, self.near)
-        self.allowed = used
-        return dkvb.decode(self.b.values, self.near[0])
-
-    def nbytes(self, seen: int) -> int:  # keys + projections + the value table (fixed size)
-        return (self.b.keys.numel() + self.b.proj.numel() + self.b.values.numel()) * 4
-
-
-class Prototypes:
-    """Adapter from `prototypes.NCM` / `prototypes.RidgePrototypes` to the protocol."""
-
-    def __init__(self, learner):
-        self.p = learner
-
-    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
-        self.p.update(z, y)
-
-    def scores(self, z: torch.Tensor) -> torch.Tensor:
-        return self.p.scores(z).float()
-
-    def nbytes(self, seen: int) -> int:
-        if isinstance(self.p, prototypes.NCM):
-            return (D + 1) * seen * 4
-        return (self.p.G.numel() + self.p.Q.shape[0] * seen) * 4
-
-
-def make(name: str, s: int):
-    return {"linear head, naive": lambda: Linear(cfg.seed + s, masked=False, epochs=cfg.epochs),
-            "linear head, task-masked loss": lambda: Linear(cfg.seed + s, masked=True, epochs=cfg.epochs),
-            "DKVB (ch. 02)": lambda: DKVB(s),
-            "NCM (SimpleCIL)": lambda: Prototypes(prototypes.NCM(C, D)),
-            "RanPAC ridge prototypes": lambda: Prototypes(prototypes.RidgePrototypes(
-                C, D, proj_dim=cfg.proj_dim, ridge=cfg.ridge, seed=cfg.seed + s)),
-            "ridge, no random projection": lambda: Prototypes(prototypes.RidgePrototypes(
-                C, D, proj_dim=0, ridge=cfg.ridge, seed=cfg.seed + s)),
-            }[name]()
-
-
-VISION = ["linear head, naive", "linear head, task-masked loss", "DKVB (ch. 02)", "NCM (SimpleCIL)",
-          "RanPAC ridge prototypes", "ridge, no random projection"]
-
-
-def task_accuracies(pred: torch.Tensor, y: torch.Tensor, st: streams.Stream, n: int) -> list[float]:
-    """Accuracy of `pred` on the test examples of each of the first `n` tasks (stream labels)."""
-    out = []
-    for j in range(n):
-        m = (y >= st.task_slice(j).start) & (y < st.task_slice(j).stop)
-        out.append(float((pred[m] == y[m]).float().mean()))
-    return out
+VISION = list(LEARNERS)
 
 
 def run_learners(s: int, st: streams.Stream, ytr: torch.Tensor, rows: list, row: Callable) -> dict:
@@ -200,14 +129,14 @@ def run_learners(s: int, st: streams.Stream, ytr: torch.Tensor, rows: list, row:
     n, out = len(rows), {}
     for name in VISION:
         t0 = time.perf_counter()
-        learner, R, mem, spent = make(name, s), np.full((n, n), np.nan), [], 0.0
+        learner, R, mem, spent = LEARNERS[name](s), np.full((n, n), np.nan), [], 0.0
         spent += time.perf_counter() - t0  # building (keys for DKVB, the projection for RanPAC) is training time
         for t, r in enumerate(rows):
             t0 = time.perf_counter()
             learner.learn(tiny.z_train[r], ytr[r])
             spent += time.perf_counter() - t0
             R[t, : t + 1] = row(learner, t)
-            mem.append(learner.nbytes(st.seen_slice(t).stop))
+            mem.append(learner.nbytes())
         out[name] = {"R": R, "bytes": mem, "seconds": spent}
     return out
 
@@ -218,26 +147,20 @@ def run_vision(s: int) -> dict:
                               seed=cfg.seed + s, name="Split Tiny ImageNet")
     lut = st.label_map(C)
     ytr, yte = lut[tiny.y_train], lut[tiny.y_test]
-    out = run_learners(s, st, ytr, [task.train for task in st.tasks], lambda learner, t: task_accuracies(
-        learner.scores(tiny.z_test)[:, st.seen_slice(t)].argmax(1), yte, st, t + 1))
+    out = run_learners(s, st, ytr, [task.train for task in st.tasks], lambda learner, t: train.prediction_row(
+        learner.scores(tiny.z_test)[:, st.seen_slice(t)].argmax(1), yte, st, t)[: t + 1])
     t0 = time.perf_counter()  # joint training: the linear head on everything at once (the upper reference)
-    joint = Linear(cfg.seed + s, masked=False, epochs=cfg.epochs)
+    joint = LEARNERS["linear head, naive"](s)
     joint.learn(tiny.z_train, ytr)
     pred = joint.scores(tiny.z_test).argmax(1)
     out["joint linear head (upper ref.)"] = {
-        "final": float(np.mean(task_accuracies(pred, yte, st, T))),
+        "final": float(np.mean(train.prediction_row(pred, yte, st, T - 1))),
         "bytes": [(D + 1) * C * 4 + tiny.z_train.numel() * 4], "seconds": time.perf_counter() - t0}
     return out
 
 
-key = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "tiny": tiny.z_train.sum().item(),
-       "cifar": cifar.z_train.sum().item(),  # code: the methods, since a notebook's classes have no source file
-       "code": cache.code_digest(prototypes, dkvb, train.fit, Linear.__init__, Linear.learn, DKVB.__init__,
-                                 DKVB.learn, DKVB.scores, Prototypes.nbytes, make, task_accuracies, run_learners,
-                                 run_vision)}
-t0 = time.perf_counter()
-vision = parallel.pmap(lambda s: cache.cached("ch06_vision", {**key, "run_seed": s}, lambda: run_vision(s)), SEEDS)
-print(f"vision: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s")
+vision = experiment.over_seeds(run_vision, SEEDS, cfg=cfg, name="ch06_vision", data=[tiny.digest(), cifar.digest()])
+vision = [vision[s] for s in SEEDS]
 
 
 # %% [markdown]
@@ -268,15 +191,15 @@ def table(runs: list[dict], names: list[str]) -> dict[str, dict[str, np.ndarray]
 
 
 def show_table(rows: dict, title: str) -> None:
-    def pm(v, scale=100, fmt="{:.1f}"):
+    def mean_sd(v, scale=100, fmt="{:.1f}"):
         return "—" if v is None or np.all(np.isnan(v)) else f"{fmt.format(np.mean(v) * scale)} ± {fmt.format(np.std(v) * scale)}"
     print(title)
     print(f"{'learner':>34} | {'final %':>12} | {'avg incr. %':>12} | {'forgetting':>12} | {'BWT':>12} | "
           f"{'kept':>8} | {'per task':>8} | {'train s':>8}")
     for n, r in rows.items():
         per_task = "—" if np.isnan(r["bytes per task"]).all() else f"{np.mean(r['bytes per task']) / 1e3:.1f}kB"
-        print(f"{n:>34} | {pm(r['final']):>12} | {pm(r.get('avg incremental')):>12} | {pm(r.get('forgetting')):>12} | "
-              f"{pm(r.get('BWT')):>12} | {np.mean(r['bytes']) / 1e6:6.2f}MB | {per_task:>8} | "
+        print(f"{n:>34} | {mean_sd(r['final']):>12} | {mean_sd(r.get('avg incremental')):>12} | {mean_sd(r.get('forgetting')):>12} | "
+              f"{mean_sd(r.get('BWT')):>12} | {np.mean(r['bytes']) / 1e6:6.2f}MB | {per_task:>8} | "
               f"{np.mean(r['seconds']):8.2f}")
 
 
@@ -295,14 +218,14 @@ show_table(rows_v, f"Split Tiny ImageNet, {T} tasks × {cfg.tiny_classes_per_tas
 SHOWN = ["linear head, naive", "linear head, task-masked loss", "DKVB (ch. 02)", "NCM (SimpleCIL)",
          "RanPAC ridge prototypes"]
 colors = {**dict(zip(VISION, plots.sns.color_palette(plots.PALETTE))), "joint linear head (upper ref.)": "k"}
-fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), layout="constrained")
 series = {n: np.array([metrics.seen_accuracy(r[n]["R"]) for r in vision]) for n in SHOWN}
 plots.curves(series, axes[0], ylabel="accuracy on the classes seen", title="Split Tiny ImageNet (class-incremental)",
              styles={n: {"color": colors[n]} for n in SHOWN}, legend=False)
 axes[0].axhline(rows_v["joint linear head (upper ref.)"]["final"].mean() * 100, ls="--", color="k", lw=1,
                 label="joint linear head (upper ref.)")
-axes[0].set_ylim(0, 100)
-axes[0].legend(fontsize=7, loc="lower left")
+axes[0].set_ylim(0, 100)  # the legend goes below the panels: inside, it hid the naive curve
+
 for ax, what, label in ((axes[1], "bytes", "memory kept at the end (bytes, log scale)"),
                         (axes[2], "seconds", "training time on this machine (s, log scale)")):
     for n in SHOWN + ["joint linear head (upper ref.)"]:
@@ -311,8 +234,7 @@ for ax, what, label in ((axes[1], "bytes", "memory kept at the end (bytes, log s
                     color=colors[n], label=n, ms=8)
     ax.set(xscale="log", xlabel=label, ylabel="final accuracy, all classes (%)", ylim=(0, 100))
     ax.set_title("accuracy vs " + ("memory" if what == "bytes" else "training time"))
-axes[1].legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "vision_stream_and_frontier",
            alt="Accuracy along the Split Tiny ImageNet stream per learner, and final accuracy against memory and time")
 
@@ -387,17 +309,13 @@ def run_finetune(job: tuple[str, int]) -> dict:
     return {"R": R, "bytes": list(np.array(heads) + np.cumsum(per_task)), "seconds": time.perf_counter() - t0}
 
 
-ft_key = {**key, "images": tiny_tr.digest(),  # Part 1's code, and what this part adds
-          "code": [key["code"], cache.code_digest(confit, prefix_stream, run_frozen_task_il, run_finetune)]}
-t0 = time.perf_counter()
+ft_data = [tiny.digest(), cifar.digest(), tiny_tr.digest()]
 ft_jobs = [(name, s) for s in SEEDS for name in FT]
-ft_done = parallel.pmap(lambda j: cache.cached("ch06_finetune", {**ft_key, "job": list(j)}, lambda: run_finetune(j)),
-                        ft_jobs)
-frozen_til = [cache.cached("ch06_frozen_task_il", {**ft_key, "run_seed": s}, lambda: run_frozen_task_il(s))
-              for s in SEEDS]
-task_il = [{**frozen_til[s], **{name: r for (name, s_), r in zip(ft_jobs, ft_done) if s_ == s}} for s in SEEDS]
+ft_done = experiment.over_seeds(run_finetune, ft_jobs, cfg=cfg, name="ch06_finetune", data=ft_data)
+frozen_til = experiment.over_seeds(run_frozen_task_il, SEEDS, cfg=cfg, name="ch06_frozen_task_il", data=ft_data)
+task_il = [{**frozen_til[s], **{name: ft_done[name, s] for name in FT}} for s in SEEDS]
 print(f"task-IL prefix: {cfg.ft_tasks} tasks × {cfg.tiny_classes_per_task} classes, {cfg.ft_train_per_class} "
-      f"training images per class; {len(ft_jobs)} fine-tuning runs in {time.perf_counter() - t0:.0f} s")
+      f"training images per class; {len(ft_jobs)} fine-tuning runs in {ft_done.seconds:.0f} s")
 rows_ft = table(task_il, VISION + FT)
 show_table(rows_ft, f"Split Tiny ImageNet, first {cfg.ft_tasks} tasks, task-incremental, {len(SEEDS)} seeds")
 
@@ -420,8 +338,7 @@ for ax, what, label in ((axes[1], "bytes", "memory kept beyond the backbone (byt
     ax.set(xscale="log", xlabel=label, ylabel="final accuracy, task-IL (%)", ylim=(70, 100))
     ax.set_title("accuracy vs " + ("memory beyond the backbone" if what == "bytes" else "training time")
                  + " (y from 70 %)")
-axes[1].legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "task_il_finetuning_vs_frozen",
            alt="Task-incremental accuracy of fine-tuned networks (naive, ConFiT) and frozen-feature learners, "
                "along the stream and against memory and training time")
@@ -462,7 +379,7 @@ def task(name: str, split: str, per_class: int, s: int) -> text.TextTask:
 
 frozen_body = text.UpperLayers(tbackbone, cfg.layer).to(cfg.device)
 encoder = ada.AdaptedEncoder(tbackbone, cfg.layer).to(cfg.device)
-fit = cold_fusion.FitConfig(epochs=cfg.cold_epochs, batch_size=cfg.batch_size_text, lr_body=cfg.lr_body,
+cold_fit = cold_fusion.FitConfig(epochs=cfg.cold_epochs, batch_size=cfg.batch_size_text, lr_body=cfg.lr_body,
                             lr_head=cfg.lr_head)
 
 
@@ -482,7 +399,7 @@ def run_text(job: tuple[int, str]) -> dict:
     fused = copy.deepcopy(frozen_body)  # the ColD-fused body: contributors on the other domains only
     contributors = {n: task(n, "train", cfg.cold_train_per_class, s) for n in fusion_d}
     cold_fusion.cold_fusion(fused, lambda n: contributors[n], fusion_d, iterations=cfg.cold_iterations,
-                            contributors=cfg.cold_contributors, cfg=fit, seed=cfg.seed + s, device=cfg.device)
+                            contributors=cfg.cold_contributors, cfg=cold_fit, seed=cfg.seed + s, device=cfg.device)
     fusion_seconds = time.perf_counter() - t0
     z = {}
     for label, b in (("pretrained", body), ("ColD-fused", fused)):
@@ -496,12 +413,12 @@ def run_text(job: tuple[int, str]) -> dict:
             p, R_til, R_cil, t0 = make_p(), np.full((n_t, n_t), np.nan), np.full((n_t, n_t), np.nan), time.perf_counter()
             mem = []
             for t in range(n_t):
-                p.update(ztr[t], trs[t].y + t * k)
+                p.learn(ztr[t], trs[t].y + t * k)
                 for j in range(t + 1):
                     sc = p.scores(zte[j]).float()
                     R_til[t, j] = float((sc[:, j * k:(j + 1) * k].argmax(1) == tes[j].y).float().mean())
                     R_cil[t, j] = float((sc[:, : (t + 1) * k].argmax(1) == tes[j].y + j * k).float().mean())
-                mem.append(Prototypes(p).nbytes((t + 1) * k) if label == "NCM" else (p.G.numel() + p.Q.shape[0] * (t + 1) * k) * 4)
+                mem.append(p.nbytes())
             name = f"{label} on the {body_name} body" if label == "NCM" else "RanPAC on the pretrained body"
             out[name] = {"R": R_til, "R_cil": R_cil, "bytes": mem,
                          "seconds": time.perf_counter() - t0 + (fusion_seconds if body_name == "ColD-fused" else 0)}
@@ -522,15 +439,10 @@ def run_text(job: tuple[int, str]) -> dict:
 def run_ada(trs: list[text.TextTask], tes: list[text.TextTask], s: int) -> dict:
     """ADA (chapter 03) along seed s's domains: one adapter per task, distilled into a pool of K."""
     t0, n_t, k = time.perf_counter(), len(trs), trs[0].n_classes
-    adapters, heads = [], []
-    for t in range(n_t):
-        torch.manual_seed(cfg.seed + 100 * s + 1000 + t)
-        a = ada.AdapterSet(len(encoder.points), encoder.dim, cfg.bottleneck).to(cfg.device)
-        torch.manual_seed(cfg.seed + 100 * s + 2000 + t)
-        h = nn.Linear(encoder.dim, k).to(cfg.device)
-        ada.train_task(encoder, a, h, trs[t].x, trs[t].y, epochs=cfg.adapter_epochs, lr=cfg.lr_adapter,
-                       lr_head=cfg.lr_head, batch_size=cfg.batch_size_text, seed=cfg.seed + s + t)
-        adapters.append(a), heads.append(h)
+    adapters, heads = ada.train_adapters(encoder, [(x.x, x.y) for x in trs], [k] * n_t, cfg.bottleneck,
+                                         init_seed=cfg.seed + 100 * s, seed=cfg.seed + s, device=cfg.device,
+                                         epochs=cfg.adapter_epochs, lr=cfg.lr_adapter, lr_head=cfg.lr_head,
+                                         batch_size=cfg.batch_size_text)
     res = ada.run_ada(encoder, [(x.x, x.y) for x in trs], [(x.x, x.y) for x in tes], adapters, heads, K=cfg.K,
                       selection="transrate", epochs=cfg.distil_epochs, lr=cfg.lr_adapter,
                       batch_size=cfg.batch_size_text, seed=cfg.seed + s)
@@ -539,13 +451,10 @@ def run_ada(trs: list[text.TextTask], tes: list[text.TextTask], s: int) -> dict:
 
 TEXT = ["NCM on the pretrained body", "RanPAC on the pretrained body", "frozen + a linear head per task",
         "ADA (ch. 03)", "NCM on the ColD-fused body"]
-tkey = {"chapter": CH, "params": cfg.params, "seed": cfg.seed, "weights": tbackbone.weights,
-        "code": cache.code_digest(prototypes, ada, cold_fusion, text, train.fit, run_text, run_ada, task, text_split)}
-t0 = time.perf_counter()
 text_jobs = [(s, part) for part in ("ADA", "bodies") for s in SEEDS]  # the longer jobs first
-text_done = parallel.pmap(lambda j: cache.cached("ch06_text", {**tkey, "job": list(j)}, lambda: run_text(j)), text_jobs)
-text_runs = [{k: v for (s_, _), r in zip(text_jobs, text_done) if s_ == s for k, v in r.items()} for s in SEEDS]
-print(f"text: {len(SEEDS)} seeds in {time.perf_counter() - t0:.0f} s; seed 0 stream {text_runs[0]['stream']}, "
+text_done = experiment.over_seeds(run_text, text_jobs, cfg=cfg, name="ch06_text", data=[tbackbone.weights])
+text_runs = [{k: v for part in ("ADA", "bodies") for k, v in text_done[s, part].items()} for s in SEEDS]
+print(f"text: seed 0 stream {text_runs[0]['stream']}, "
       f"ColD contributors from {text_runs[0]['fusion']}")
 rows_t = table(text_runs, TEXT)
 show_table(rows_t, f"CLINC150, {cfg.text_tasks} domains × 15 intents, task-incremental, {len(SEEDS)} seeds")
@@ -565,8 +474,7 @@ for n in TEXT:
                      label=n, ms=8)
 axes[1].set(xscale="log", xlabel="memory kept at the end (bytes, log scale)", ylabel="final accuracy, task-IL (%)",
             title="accuracy vs memory (y-axis from 80 %)", ylim=(80, 100))
-axes[1].legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "text_stream_and_frontier",
            alt="Accuracy along the CLINC150 domain stream per learner, and final accuracy against memory")
 

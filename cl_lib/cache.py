@@ -51,12 +51,100 @@ def array_digest(a: Any) -> str:
 
 
 def code_digest(*objs: Any) -> str:
-    """Digest of the source code of modules, classes or functions: put it in the key of any result they compute,
-    so that editing the code recomputes the result (one rule for every chapter)."""
+    """Digest of the source code of modules, classes or functions (the image decoders' key in `data`)."""
     h = hashlib.sha256()
     for obj in objs:
         h.update(inspect.getsource(obj).encode())
     return h.hexdigest()[:16]
+
+
+LIBRARY = Path(__file__).resolve().parent
+
+
+def library_digest(root: Path = LIBRARY) -> str:
+    """Digest of every source file of cl_lib (names and contents): part of the key of every computed result, so
+    that editing any library function — a method, the preprocessing, `train.fit` — recomputes what it touched.
+    Read afresh on each call (cheap), so an edit under autoreload counts too."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether a global's value is a small plain setting (numbers, strings, short containers of them)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    if depth < 3 and type(value) in (list, tuple) and len(value) <= 256:
+        return all(_plain(v, depth + 1) for v in value)
+    if depth < 3 and type(value) is dict and len(value) <= 256:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _source(obj: Any) -> bytes:
+    try:
+        return inspect.getsource(obj).encode()
+    except (OSError, TypeError):  # no source on record (e.g. `exec`): the code itself, without its file name
+        import marshal
+
+        code = getattr(obj, "__code__", None)
+        return marshal.dumps(code.replace(co_filename="")) if code is not None else repr(obj).encode()
+
+
+def _names(code: Any) -> Iterator[str]:
+    yield from code.co_names
+    yield from code.co_freevars
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _names(const)
+
+
+def reach_digest(fn: Callable[..., Any]) -> str:
+    """Digest of `fn`'s source and of everything of its own module it reaches by name, transitively: the functions
+    and classes defined beside it (a chapter's run loop and its helpers) and the plain settings they read
+    (``EPOCHS = 3``). Library modules are left to `library_digest`; data to the caller's data digests."""
+    module = getattr(fn, "__module__", None)
+    h, seen, todo = hashlib.sha256(), set(), [("<fn>", fn)]
+    while todo:
+        name, obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        h.update(name.encode() + b"=" + _source(obj) + b"\0")
+        members = [obj] + ([v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else [])
+        for member in members:
+            code = getattr(member, "__code__", None)
+            if code is None:
+                continue
+            scope = {**member.__globals__}
+            for var, cell in zip(code.co_freevars, member.__closure__ or ()):
+                try:
+                    scope[var] = cell.cell_contents
+                except ValueError:  # an empty cell (assigned later)
+                    pass
+            for ref in sorted(set(_names(code))):
+                if ref not in scope:
+                    continue
+                value = scope[ref]
+                if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module:
+                    todo.append((ref, value))
+                elif not inspect.ismodule(value) and not callable(value) and _plain(value):
+                    h.update(f"{ref}:{json.dumps(value, sort_keys=True, default=str)}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the numerical libraries results depend on (those installed)."""
+    import importlib.metadata as md
+
+    out = {}
+    for dist in ("torch", "timm", "numpy", "transformers"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
 
 
 def environment() -> dict[str, str | int]:
@@ -65,11 +153,12 @@ def environment() -> dict[str, str | int]:
     cache filled under one never serves another (chapter 00 explains why the low bits move)."""
     import timm
 
-    return {"torch": torch.__version__, "timm": timm.__version__,
+    return {**versions(), "torch": torch.__version__, "timm": timm.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -85,7 +174,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a cache shared by a group must stay readable
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600: a cache shared by a group must stay readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -254,10 +254,6 @@ def chapter_config(chapter: str, profile: str | None = None) -> ChapterConfig:
     if table.get("verified") is False:
         notes.append("UNVERIFIED: no run of this profile on its intended hardware has been recorded yet")
     print(f"[{chapter}] profile={profile} ({'; '.join(n for n in notes if n)}) device={cfg.device}")
-    if table.get("estimate_cost"):  # the profile's own sizes (not the smoke caps): what a real run will cost
-        from . import cost
-
-        print(cost.estimate(chapter, chapter_settings(chapter, profile, smoke_run=False)).line())
     return cfg
 
 

@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from . import config
+
 SUSTAINED_FLOPS = 5e13
 """Assumed sustained FLOP/s of one H100-class GPU on the book's small models (about a tenth of the TF32 peak)."""
 TOKENS = 24
@@ -191,6 +193,13 @@ def _ch06(s: dict) -> tuple[float, float, float]:
 WORKLOADS: dict[str, Callable[[dict], tuple[float, float, float]]] = {
     "00_setting": _ch00, "01_pretrainers": _ch01, "02_dkvb": _ch02, "03_ada": _ch03, "04_confit": _ch04,
     "05_cold_fusion": _ch05, "06_comparison": _ch06}
+
+
+def announce(cfg: config.ChapterConfig) -> None:
+    """Print the chapter's estimated cost first when its profile asks (``estimate_cost = true``: `full`), at the
+    profile's own sizes, not a smoke run's caps. Called by each chapter after `config.chapter_config`."""
+    if config.load_book()["profiles"][cfg.profile].get("estimate_cost"):
+        print(estimate(cfg.chapter, config.chapter_settings(cfg.chapter, cfg.profile, smoke_run=False)).line())
 
 
 def estimate(chapter: str, settings: dict[str, Any]) -> Estimate:

@@ -190,7 +190,7 @@ def download(url: str, dest: Path, spec: dict[str, Any], *, timeout: float = 30,
                 f"Try again later, or place a verified copy ({algo} {want}) in {dest.parent} "
                 f"or in the folder named by CL_BOOK_DATA."
             )
-        os.chmod(tmp, 0o666 & ~cache._umask())
+        os.chmod(tmp, 0o666 & ~cache.umask())
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -2,18 +2,24 @@
 
     torchrun --standalone --nproc_per_node=2 -m cl_lib.distributed --out fused.pt
 
+The settings (layer, data per class, the contributors' fine-tuning, how many contributors, the seed) come from one
+source: chapter 05's table in book.toml — the active profile's, or a JSON copy of it that the chapter writes
+(``--settings``, inline or a file); this module has no defaults of its own.
+
 Each process runs its share of the iteration's contributors (`cold_fusion.fuse_distributed`); the fusion is
 one ``all_reduce``. Without torchrun (no ``WORLD_SIZE``) the same loop runs in this one process.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from . import backbones, text
+from . import backbones, config, text
 from .methods import cold_fusion
 
 
@@ -26,10 +32,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="run the contributors where the chapter runs them (cuda: one GPU per process with NCCL if there "
                         "are enough GPUs, else every process on GPU 0 with gloo)")
-    for flag, default in [("iterations", 1), ("contributors", 4), ("layer", 4), ("train-per-class", 10),
-                          ("epochs", 2), ("batch-size", 32), ("lr-body", 1e-4), ("lr-head", 1e-2), ("seed", 0)]:
-        p.add_argument(f"--{flag}", type=type(default), default=default)
+    p.add_argument("--settings", default=None, help="chapter 05's settings and seed as JSON, inline or in a file "
+                                                    "(default: book.toml's 05_cold_fusion table, active profile)")
+    p.add_argument("--iterations", type=int, default=1)
     args = p.parse_args(argv)
+    if args.settings:
+        s = json.loads(args.settings if args.settings.lstrip().startswith("{") else Path(args.settings).read_text())
+    else:
+        s = {**config.chapter_settings("05_cold_fusion"), "seed": int(config.load_book().get("book", {}).get("seed", 0))}
     datasets = args.datasets.split(",") if args.datasets else text.intent_datasets()[:8]
 
     distributed, device, backend = "WORLD_SIZE" in os.environ, args.device, "gloo"
@@ -45,16 +55,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             torch.cuda.set_device(device)
         dist.init_process_group(backend)
     backbone = backbones.create("all-MiniLM-L6-v2")
-    body = text.UpperLayers(backbone, args.layer).to(device)
-    cfg = cold_fusion.FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr_body=args.lr_body,
-                                lr_head=args.lr_head)
-    load = lambda name: text.intent_task(backbone, name, "train", layer=args.layer,  # noqa: E731
-                                         per_class=args.train_per_class, seed=args.seed)
+    body = text.UpperLayers(backbone, s["layer"]).to(device)
+    load = lambda name: text.intent_task(backbone, name, "train", layer=s["layer"],  # noqa: E731
+                                         per_class=s["train_per_class"], seed=s["seed"])
     schedule = cold_fusion.cold_fusion(body, load, datasets, iterations=args.iterations,
-                                       contributors=args.contributors, cfg=cfg, seed=args.seed, device=device,
+                                       contributors=s["contributors"], cfg=cold_fusion.contributor_fit(s),
+                                       seed=s["seed"], device=device,
                                        fuse=cold_fusion.fuse_distributed if distributed else cold_fusion.fuse_in_process)
     if int(os.environ.get("RANK", 0)) == 0:
-        torch.save({"body": cold_fusion.body_state(body), "schedule": schedule, "args": vars(args)}, args.out)
+        torch.save({"body": cold_fusion.body_state(body), "schedule": schedule, "args": vars(args),
+                    "settings": s}, args.out)
         print(f"[cold_fusion] {'distributed' if distributed else 'in-process'}: {len(schedule)} iteration(s) "
               f"{schedule}, fused body saved to {args.out}")
     if distributed:

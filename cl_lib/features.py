@@ -1,19 +1,21 @@
 """Frozen-backbone features, computed once and cached on disk.
 
 The cache key holds everything that determines the features: backbone name and weights, the data's
-content digest, which examples, and the input transform. Chapters that share a backbone and data share
+content digest, which examples, the input transform, and cl_lib's source (`cache.library_digest`: editing the
+preprocessing recomputes them). Chapters that share a backbone and data share
 entries (chapters 0, 2, 4 and 6 all read EfficientNet-Lite0 features of Tiny ImageNet).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import backbones, data, probes, streams
-from .cache import array_digest, cached
+from . import backbones, data, streams
+from .cache import array_digest, cached, library_digest
 from .cache import environment as cache_environment
 
 
@@ -24,8 +26,13 @@ def encode_images(backbone: backbones.Backbone, images: torch.Tensor, *, image_s
     if len(images) == 0:
         return torch.empty(0, backbone.num_features)
     model = backbone.model.to(device)
-    return probes.embed(model, images, batch_size=batch_size, device=device,
-                        transform=lambda x: backbone.preprocess(x, image_size))
+    was = model.training
+    model.eval()
+    try:
+        return torch.cat([model(backbone.preprocess(images[i:i + batch_size], image_size).to(device)).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+    finally:
+        model.train(was)
 
 
 @torch.no_grad()
@@ -46,7 +53,8 @@ def features(backbone: backbones.Backbone, dataset: data.ImageSet | data.TextSet
     """Cached features of a data set (or of `dataset[indices]`) under a frozen backbone, keyed by its content."""
     key = {"backbone": backbone.name, "weights": backbone.weights, "dataset": dataset.name, "split": dataset.split,
            "content": dataset.digest(), "indices": "all" if indices is None else array_digest(indices),
-           "n": len(dataset) if indices is None else len(indices), "environment": cache_environment()}
+           "n": len(dataset) if indices is None else len(indices), "environment": cache_environment(),
+           "library": library_digest()}  # the preprocessing, tokenisation and pooling are cl_lib code
     if backbone.kind == "image":
         key["transform"] = backbone.transform_key(image_size)
     else:
@@ -79,6 +87,13 @@ class FeatureSplit:
     @property
     def n_classes(self) -> int:
         return int(self.y_train.max()) + 1
+
+    def digest(self) -> str:
+        """Content digest of the features and labels (part of the key of runs that read them)."""
+        h = hashlib.sha256()
+        for t in (self.z_train, self.y_train, self.z_test, self.y_test):
+            h.update(np.ascontiguousarray(t.numpy()).tobytes())
+        return h.hexdigest()[:24]
 
 
 def feature_split(backbone: backbones.Backbone, name: str, *, n_classes: int, train_per_class: int,

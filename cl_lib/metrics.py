@@ -44,20 +44,6 @@ def backward_transfer(R: np.ndarray) -> float:
     return float(np.mean([R[T - 1, j] - R[j, j] for j in range(T - 1)]))
 
 
-def forward_transfer(R: np.ndarray, baseline: np.ndarray) -> float:
-    """FWT: mean over j > 0 of R[j-1, j] - b[j], with b the accuracy of an untrained model on task j.
-
-    Needs the entries above the diagonal, so it is defined for task-incremental evaluation."""
-    R = _check(R)
-    b = np.asarray(baseline, dtype=float)
-    if len(R) < 2:
-        return 0.0
-    vals = [R[j - 1, j] - b[j] for j in range(1, len(R))]
-    if np.isnan(vals).any():
-        raise ValueError("FWT needs R[j-1, j], accuracy on task j before training on it (task-incremental).")
-    return float(np.mean(vals))
-
-
 def seen_accuracy(R: np.ndarray) -> list[float]:
     """Mean accuracy on the tasks seen so far, after each task: the curve every chapter draws (chapter 0)."""
     R = _check(R)

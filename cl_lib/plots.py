@@ -5,6 +5,8 @@ so figures can be inspected outside the notebook too.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from typing import Callable, Mapping, Sequence
 
 import matplotlib
@@ -69,10 +71,12 @@ def curves(series: Mapping[str, Sequence[float] | np.ndarray], ax: plt.Axes, *, 
 
 
 def layer_shift(values: np.ndarray, ax: plt.Axes, *, layers: Sequence[str], title: str = "",
-                label: str = "1 − CKA with the pretrained model", cmap: str = "magma_r") -> plt.Axes:
-    """Heatmap layers × tasks of a per-layer shift measure (e.g. 1 − CKA)."""
+                label: str = "1 − CKA with the pretrained model", cmap: str = "magma_r", vmin: float = 0.0,
+                vmax: float | None = None) -> plt.Axes:
+    """Heatmap layers × tasks of a per-layer shift measure (e.g. 1 − CKA). Pass the colour range here, not later:
+    the numbers' colour (dark or light) is chosen against it (chapter 04's difference map)."""
     values = np.asarray(values, dtype=float)
-    sns.heatmap(values, ax=ax, cmap=cmap, vmin=0, annot=values.size <= 120, fmt=".2f",
+    sns.heatmap(values, ax=ax, cmap=cmap, vmin=vmin, vmax=vmax, annot=values.size <= 120, fmt=".2f",
                 xticklabels=task_labels(values.shape[1]), yticklabels=list(layers),
                 cbar_kws={"label": label}, annot_kws={"size": 7})
     ax.set_xlabel("after training task")
@@ -162,10 +166,20 @@ def controls(draw: Callable[..., None], options: Mapping[str, Sequence | tuple],
     redraw()
 
 
+def code_location(obj) -> str:
+    """Where an object's source lives, relative to the repository: ``cl_lib/methods/dkvb.py:58``."""
+    import inspect
+
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    where = path.relative_to(config.ROOT) if path.is_relative_to(config.ROOT) else path.name
+    return f"{where.as_posix() if isinstance(where, Path) else where}:{inspect.getsourcelines(obj)[1]}"
+
+
 def show_code(*objs) -> None:
-    """Display the source of cl_lib functions or classes in the notebook: the reader sees the real code."""
+    """Display the source of cl_lib functions or classes in the notebook, each headed by the file and line it lives
+    at (a comment), so that a reader can open and edit the real code."""
     import inspect
 
     from IPython.display import Code, display
 
-    display(Code("\n\n".join(inspect.getsource(o) for o in objs), language="python"))
+    display(Code("\n\n".join(f"# {code_location(o)}\n{inspect.getsource(o)}" for o in objs), language="python"))

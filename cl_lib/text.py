@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from . import backbones, data, streams
-from .cache import array_digest, cached
+from .cache import array_digest, cached, library_digest
 from .cache import environment as cache_environment
 
 
@@ -101,7 +101,8 @@ def cached_hidden_states(backbone: backbones.Backbone, texts: data.TextSet, *, l
     """`hidden_states` of a text set (or of `texts[indices]`), cached on disk, keyed by its content."""
     key = {"backbone": backbone.name, "weights": backbone.weights, "dataset": texts.name, "split": texts.split,
            "content": texts.digest(), "indices": "all" if indices is None else array_digest(indices),
-           "layer": layer, "max_length": max_length, "kind": "hidden", "environment": cache_environment()}
+           "layer": layer, "max_length": max_length, "kind": "hidden", "environment": cache_environment(),
+           "library": library_digest()}
     chosen = texts.texts if indices is None else [texts.texts[i] for i in np.asarray(indices)]
 
     def compute() -> tuple[torch.Tensor, torch.Tensor]:

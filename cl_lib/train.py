@@ -142,6 +142,23 @@ def predict(model: nn.Module, x: torch.Tensor, *, classes: slice | None = None, 
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
+
+def fine_tune_stream(net: nn.Module, train_sets: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
+                     classes: Callable[[int], slice | None], epochs: int,
+                     optimizer: Callable[[nn.Module], torch.optim.Optimizer], batch_size: int,
+                     transform: Transform | None = None, seed: int = 0, device: str = "cpu",
+                     on_epoch: Callable[[int], Callable[[int], None] | None] | None = None,
+                     after_task: Callable[[int], None] | None = None) -> None:
+    """Fine-tune `net` task after task: a fresh optimiser per task (`optimizer(net)`), the loss over the logits
+    `classes(t)` (the classes seen: class-IL; the task's own: task-IL), then `after_task(t)` (evaluate, capture the
+    shift, store statistics). The one loop of chapter 00's naive fine-tuning, ConFiT's ladder (chapter 04, whose
+    hierarchical schedule comes in through `on_epoch(t)`) and chapter 06's fine-tuning rows."""
+    for t, (x, y) in enumerate(train_sets):
+        fit(net, x, y, epochs=epochs, optimizer=optimizer(net), batch_size=batch_size, classes=classes(t),
+            transform=transform, seed=seed + t, device=device, on_epoch=on_epoch(t) if on_epoch else None)
+        if after_task is not None:
+            after_task(t)
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> float:
     """Fraction of correct predictions (see `predict` for the arguments)."""
     return (predict(model, x, **kwargs) == y).float().mean().item()
@@ -150,6 +167,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> fl
 def balanced_accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     """Mean per-class accuracy (the DKVB paper's metric): each class counts the same."""
     return float(np.mean([(pred[y == c] == c).float().mean().item() for c in y.unique()]))
+
+
+def prediction_row(pred: torch.Tensor, y: torch.Tensor, stream: Stream, after: int, *,
+                   balanced: bool = False) -> np.ndarray:
+    """Row `after` of the accuracy matrix from predictions already made on the seen tasks' test examples (stream
+    labels `y`): each task's (or, `balanced`, its classes' mean) accuracy, future tasks NaN. `evaluate_row` runs
+    a model; this reads predictions (a prototype learner's, DKVB's, or ones kept for a confusion figure)."""
+    row = np.full(len(stream), np.nan)
+    for j in range(after + 1):
+        sl = stream.task_slice(j)
+        m = (y >= sl.start) & (y < sl.stop)
+        row[j] = balanced_accuracy(pred[m], y[m]) if balanced else float((pred[m] == y[m]).float().mean())
+    return row
 
 
 def evaluate_row(model: nn.Module, stream: Stream, test: list[tuple[torch.Tensor, torch.Tensor]], after: int,

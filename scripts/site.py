@@ -211,3 +211,7 @@ def build() -> int:
     for p in problems:
         print(f"site: PROBLEM {p}", file=sys.stderr)
     return 1 if code or problems else 0
+
+
+if __name__ == "__main__":  # python -m scripts.site (make book): the site from the executed notebooks
+    sys.exit(build())

@@ -45,7 +45,7 @@ def tiny_body() -> TinyBody:
     return TinyBody()
 
 
-CFG = cf.FitConfig(epochs=2, batch_size=8, lr_body=0.05, probe_steps=20)
+CFG = cf.FitConfig(epochs=2, batch_size=8, lr_body=0.05, lr_head=1e-2, probe_steps=20)
 
 
 def test_average_is_the_parameterwise_mean():

@@ -70,9 +70,9 @@ def test_add_glad_freezes_the_backbone_and_counts_parameters():
 def test_adaptor_free_path_is_unchanged_by_glad_training():
     model, x, y = small(), torch.randn(16, 3, 8, 8), torch.arange(16) % 3
     reference = small()  # same seed: the untouched backbone
-    glad.add_glad(model)
+    adaptors = glad.add_glad(model)
     head = nn.Linear(model.num_features, 3)
-    opt = torch.optim.Adam(glad.glad_parameters(model) + list(head.parameters()), lr=0.05)
+    opt = torch.optim.Adam(adaptors + list(head.parameters()), lr=0.05)
     for _ in range(8):
         loss = nn.functional.cross_entropy(head(model(x)), y)
         opt.zero_grad()

@@ -35,14 +35,6 @@ def test_backward_transfer():
     assert metrics.backward_transfer(R3) == pytest.approx(((0.4 - 0.5) + 0.0) / 2)
 
 
-def test_forward_transfer_needs_upper_triangle():
-    Rt = np.array([[0.9, 0.3, 0.2], [0.8, 0.9, 0.4], [0.7, 0.8, 0.9]])
-    b = np.array([0.1, 0.2, 0.25])
-    assert metrics.forward_transfer(Rt, b) == pytest.approx(((0.3 - 0.2) + (0.4 - 0.25)) / 2)
-    with pytest.raises(ValueError):
-        metrics.forward_transfer(R, b)
-
-
 def test_no_forgetting_when_nothing_changes():
     Rp = np.array([[0.8, np.nan], [0.8, 0.7]])
     assert metrics.forgetting(Rp) == 0 and metrics.backward_transfer(Rp) == 0

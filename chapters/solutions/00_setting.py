@@ -45,14 +45,16 @@ def finetune(lr: float, scenario: str, keep_states: bool = False) -> dict:
     b = backbones.create("tf_efficientnet_lite0")
     net = nn.Sequential(b.model, nn.Linear(b.num_features, stream.n_classes))
     R, states = np.full((T, T), np.nan), []
-    for t in range(T):
-        classes = stream.seen_slice(t) if scenario == "class" else stream.task_slice(t)
-        train.fit(net, *train_sets[t], epochs=2, optimizer=train.make_optimizer(net.parameters(), "sgd", lr=lr),
-                  batch_size=32, classes=classes, transform=prep, seed=t)
+
+    def after_task(t: int) -> None:
         R[t] = train.evaluate_row(net, stream, test_sets, t, transform=prep)
         if keep_states:
             states.append(shift.capture(b.model, {"stem": b.model.conv_stem, "head": b.model.conv_head},
                                         test_sets[0][0][:40], transform=prep))
+
+    train.fine_tune_stream(net, train_sets, classes=stream.seen_slice if scenario == "class" else stream.task_slice,
+                           epochs=2, optimizer=lambda m: train.make_optimizer(m.parameters(), "sgd", lr=lr),
+                           batch_size=32, transform=prep, seed=0, after_task=after_task)
     stream.scenario = "class"
     return {"R": R, "states": states}
 

@@ -44,19 +44,23 @@ def run(size: int = 64, schedule: str = "hierarchical", scenario: str = "task", 
     net = nn.Sequential(b.model, head)
     cft = confit.ConFiT.attach(net, prep(train_sets[0][0][:2]))
     w0 = {n: m.weight.detach().clone() for n, m in net.named_modules() if isinstance(m, nn.Conv2d)}
-    for t in range(T):
+
+    def on_epoch(t: int):
         if schedule == "hierarchical":
-            on_epoch = confit.hierarchical_schedule(net, head, epochs)
-        elif schedule == "LP-FT":  # classifier only, then everything
-            on_epoch = lambda e: confit.set_stage(net, head, 0 if e == 0 else 2)  # noqa: E731
-        else:
-            on_epoch = None
-        classes = stream.task_slice(t) if scenario == "task" else stream.seen_slice(t)
-        train.fit(net, *train_sets[t], epochs=epochs, batch_size=32, classes=classes, transform=prep, seed=t,
-                  optimizer=train.make_optimizer(net.parameters(), "sgd", lr=0.01, momentum=0.9), on_epoch=on_epoch)
+            return confit.hierarchical_schedule(net, head, epochs)
+        if schedule == "LP-FT":  # classifier only, then everything
+            return lambda e: confit.set_stage(net, head, 0 if e == 0 else 2)
+        return None
+
+    def after_task(t: int) -> None:
         for p in net.parameters():
             p.requires_grad_(True)
         cft.end_task()
+
+    train.fine_tune_stream(net, train_sets, classes=stream.task_slice if scenario == "task" else stream.seen_slice,
+                           epochs=epochs, batch_size=32, transform=prep, seed=0, on_epoch=on_epoch,
+                           optimizer=lambda m: train.make_optimizer(m.parameters(), "sgd", lr=0.01, momentum=0.9),
+                           after_task=after_task)
     change = np.mean([float((m.weight.detach() - w0[n]).norm() / w0[n].norm())
                       for n, m in net.named_modules() if isinstance(m, nn.Conv2d)])
     return {"net": net, "cft": cft, "prep": prep, "change": change}

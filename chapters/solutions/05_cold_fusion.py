@@ -35,7 +35,7 @@ from cl_lib.methods import cold_fusion
 backbone = backbones.create("all-MiniLM-L6-v2")
 LAYER = 4
 pretrained = text.UpperLayers(backbone, LAYER)
-fit = cold_fusion.FitConfig(epochs=2, batch_size=32, lr_body=1e-4, lr_head=1e-2)
+cold_fit = cold_fusion.FitConfig(epochs=2, batch_size=32, lr_body=1e-4, lr_head=1e-2)
 names = text.intent_datasets()  # CLINC150's ten domains, then Banking77
 
 
@@ -46,7 +46,7 @@ def task(name: str, split: str, per_class: int) -> text.TextTask:
 def fuse(seen: list[str], iterations: int, contributors: int, per_class: int = 6, seed: int = 0) -> nn.Module:
     data = {n: task(n, "train", per_class) for n in seen}
     body = copy.deepcopy(pretrained)
-    cold_fusion.cold_fusion(body, lambda n: data[n], seen, iterations=iterations, contributors=contributors, cfg=fit,
+    cold_fusion.cold_fusion(body, lambda n: data[n], seen, iterations=iterations, contributors=contributors, cfg=cold_fit,
                             seed=seed)
     return body
 
@@ -56,8 +56,8 @@ def probe_gain(body: nn.Module, unseen: list[str]) -> dict[str, float]:
     out = {}
     for n in unseen:
         shots, test = task(n, "train", 4), task(n, "test", 5)
-        out[n] = (cold_fusion.probe_accuracy(body, shots, test, fit) -
-                  cold_fusion.probe_accuracy(pretrained, shots, test, fit))
+        out[n] = (cold_fusion.probe_accuracy(body, shots, test, cold_fit) -
+                  cold_fusion.probe_accuracy(pretrained, shots, test, cold_fit))
     return out
 
 
@@ -110,7 +110,7 @@ def weighted_average(states: list[dict], weights: list[float]) -> dict:
 bodies = []
 for n in ("travel", "banking77"):  # 15 and 77 intents: very different data sizes
     b = copy.deepcopy(pretrained)
-    cold_fusion.finetune(b, task(n, "train", 4), fit, seed=0)
+    cold_fusion.finetune(b, task(n, "train", 4), cold_fit, seed=0)
     bodies.append((cold_fusion.body_state(b), len(task(n, "train", 4))))
 uniform = cold_fusion.average_bodies([s for s, _ in bodies])
 weighted = weighted_average([s for s, _ in bodies], [n for _, n in bodies])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -221,6 +221,29 @@ def take_new(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Li
              new_head: nn.Linear, x: Hidden, y: torch.Tensor | None = None, **_) -> AdapterSet:
     """Distillation switched off, the other way: the slot takes the new task's adapter."""
     return new
+
+
+def new_task_modules(encoder: AdaptedEncoder, n_classes: int, bottleneck: int, *, init_seed: int, task: int,
+                     device: str = "cpu") -> tuple[AdapterSet, nn.Linear]:
+    """Task `task`'s fresh adapter and head, each seeded on its own (`init_seed` + 1000 + task, + 2000 + task), so
+    that a task's modules start the same whatever ran before them (chapters 03 and 06)."""
+    torch.manual_seed(init_seed + 1000 + task)
+    adapter = AdapterSet(len(encoder.points), encoder.dim, bottleneck).to(device)
+    torch.manual_seed(init_seed + 2000 + task)
+    return adapter, nn.Linear(encoder.dim, n_classes).to(device)
+
+
+def train_adapters(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]], n_classes: Sequence[int],
+                   bottleneck: int, *, init_seed: int, seed: int, device: str = "cpu",
+                   **fit_settings: Any) -> tuple[list[AdapterSet], list[nn.Linear]]:
+    """One adapter and head per task, each trained on its own task (`train_task`, seed `seed` + task): what ADA
+    starts from, and the "one adapter per task" upper reference (chapters 03 and 06)."""
+    adapters, heads = [], []
+    for t, (x, y) in enumerate(train):
+        a, h = new_task_modules(encoder, n_classes[t], bottleneck, init_seed=init_seed, task=t, device=device)
+        train_task(encoder, a, h, x, y, seed=seed + t, **fit_settings)
+        adapters.append(a), heads.append(h)
+    return adapters, heads
 
 
 def run_ada(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.Tensor]], test: Sequence[tuple[Hidden, torch.Tensor]],

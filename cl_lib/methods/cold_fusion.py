@@ -33,13 +33,19 @@ State = dict[str, torch.Tensor]
 class FitConfig:
     """How a contributor (or an evaluator) fine-tunes: AdamW, a fresh optimiser every time; the probe's settings."""
 
-    epochs: int = 2
-    batch_size: int = 32
-    lr_body: float = 1e-4
-    lr_head: float = 1e-2
+    epochs: int  # no defaults: chapter 05's (or 06's) book.toml table sets them (`contributor_fit`)
+    batch_size: int
+    lr_body: float
+    lr_head: float
     weight_decay: float = 0.01
     probe_steps: int = 200
     probe_lr: float = 0.05
+
+
+def contributor_fit(settings: dict) -> FitConfig:
+    """How contributors fine-tune, from chapter 05's settings (one source for the chapter and `cl_lib.distributed`)."""
+    return FitConfig(epochs=settings["epochs"], batch_size=settings["batch_size"], lr_body=settings["lr_body"],
+                     lr_head=settings["lr_head"])
 
 
 class Classifier(nn.Module):

@@ -272,12 +272,8 @@ def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[to
     and `last_modes` (the last row only). Chapter 4 builds its ablation ladder with it; chapter 6 compares."""
     net, n = cft.model, len(train_sets)
     R = {m: np.full((n, n), np.nan) for m in dict.fromkeys([*modes, *(last_modes or ())])}
-    for t in range(n):
-        opt = train.make_optimizer(net.parameters(), "sgd", lr=lr, momentum=momentum)
-        schedule = hierarchical_schedule(net, head, epochs) if hierarchical else None
-        x, y = train_sets[t]
-        train.fit(net, x, y, epochs=epochs, optimizer=opt, batch_size=batch_size, classes=task_slices[t],
-                  transform=transform, seed=seed + t, device=device, on_epoch=schedule)
+
+    def end_task(t: int) -> None:  # store the statistics, then test every task so far under each BN mode
         for p in net.parameters():
             p.requires_grad_(True)
         cft.end_task()
@@ -293,4 +289,10 @@ def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[to
             R[mode][t, t] = own
         if after_task is not None:
             after_task(t)
+
+    train.fine_tune_stream(net, train_sets, classes=lambda t: task_slices[t], epochs=epochs,
+                           optimizer=lambda m: train.make_optimizer(m.parameters(), "sgd", lr=lr, momentum=momentum),
+                           batch_size=batch_size, transform=transform, seed=seed, device=device,
+                           on_epoch=(lambda t: hierarchical_schedule(net, head, epochs)) if hierarchical else None,
+                           after_task=end_task)
     return R

@@ -16,6 +16,7 @@ next EMA update pulls back); usage counts one per training example per fetched k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +31,6 @@ class Bottleneck:
     keys: torch.Tensor
     values: torch.Tensor
     counts: torch.Tensor
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C codebooks, N pairs per codebook, d_k key dim)."""
-        return tuple(self.keys.shape)  # type: ignore[return-value]
 
 
 def random_projections(m: int, codebooks: int, dim_key: int, seed: int = 0, identity: bool = False) -> torch.Tensor:
@@ -231,3 +227,40 @@ class OneHotLinear(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         logits = self.scores(flat_index(idx, self.n_keys)).mean(1)
         return logits if self.bias is None else logits + self.bias
+
+
+class UsedKeySnap:
+    """Fixed query heads snapped to the keys in use, kept up to date as more keys come into use (`snap_update`):
+    the keys never move, so testing after every task (chapters 02 and 06) compares each head only with the keys
+    that came into use since the last test. Call it with the bottleneck; it returns the key indices (B, C)."""
+
+    def __init__(self, heads: torch.Tensor):
+        self.heads, self.best, self.allowed = heads, None, None
+
+    def __call__(self, b: Bottleneck) -> torch.Tensor:
+        used = b.counts > 0
+        self.best = snap_update(self.heads, b.keys, used if self.allowed is None else used & ~self.allowed, self.best)
+        self.allowed = used
+        return self.best[0]
+
+
+class Learner:
+    """The bottleneck as a learner (`cl_lib.methods.Learner`, chapter 06): keys fitted once by `create`, the value
+    table trained task after task (`train_values` with `fit`'s settings), test features snapped to the keys in use."""
+
+    def __init__(self, b: Bottleneck, *, seed: int = 0, **fit: Any):
+        self.b, self.fit, self.seed, self.t = b, fit, seed, 0
+        self.z, self.snapped = None, None
+
+    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
+        train_values(self.b, key_indices(self.b, z), y, seed=self.seed + self.t, **self.fit)
+        self.t += 1
+
+    def scores(self, z: torch.Tensor) -> torch.Tensor:
+        if self.z is not z:  # a new test set: snap from scratch; the same one: only the keys newly in use
+            self.z, self.snapped = z, UsedKeySnap(project(z, self.b.proj))
+        return decode(self.b.values, self.snapped(self.b))
+
+    def nbytes(self) -> int:
+        """Keys, projections and the value table (a fixed size, whatever the classes seen)."""
+        return (self.b.keys.numel() + self.b.proj.numel() + self.b.values.numel()) * 4

@@ -71,16 +71,6 @@ def adaptor_free(model: VisionTransformer) -> Iterator[VisionTransformer]:
             blk.attn.adapt = a
 
 
-def glad_parameters(model: VisionTransformer) -> list[nn.Parameter]:
-    """The adaptors' parameters (what GLAD trains besides the task head)."""
-    out = []
-    for blk in model.blocks:
-        for m in (blk.attn.logit_adaptor, blk.attn.out_adaptor):
-            if m is not None:
-                out += list(m.parameters())
-    return out
-
-
 def temperatures(model: VisionTransformer) -> torch.Tensor:
     """γ of every layer and head (depth, heads): > 1 means that head's attention became more discrete."""
     return torch.stack([blk.attn.logit_adaptor.gamma.detach().flatten() for blk in model.blocks])

@@ -46,8 +46,13 @@ class NCM:
     def predict(self, z: torch.Tensor) -> torch.Tensor:
         return self.scores(z).argmax(1)
 
+    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
+        """The learner protocol (`cl_lib.methods.Learner`): one task is one `update`."""
+        self.update(z, y)
+
     def nbytes(self) -> int:
-        return self.sums.numel() * 4 + self.counts.numel() * 4  # stored as float32 would suffice
+        """Memory of the statistics of the classes seen (float32): a mean and a count per class."""
+        return (self.dim + 1) * int((self.counts > 0).sum()) * 4
 
 
 @dataclass
@@ -100,6 +105,11 @@ class RidgePrototypes:
     def predict(self, z: torch.Tensor) -> torch.Tensor:
         return self.scores(z).argmax(1)
 
+    def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
+        """The learner protocol (`cl_lib.methods.Learner`): one task is one `update`."""
+        self.update(z, y)
+
     def nbytes(self) -> int:
-        """Memory of the statistics (float32): the Gram matrix and the class sums; W regrows from its seed."""
-        return (self.G.numel() + self.Q.numel()) * 4
+        """Memory of the statistics (float32): the Gram matrix and the class sums of the classes seen; W regrows
+        from its seed."""
+        return (self.G.numel() + self.Q.shape[0] * int(self.seen.sum())) * 4

@@ -1,6 +1,6 @@
 """The built site in a real browser (headless Chromium), with every request leaving 127.0.0.1 blocked.
 
-Run by `make book-test` after `scripts/book.py build`; `make unit` leaves it out (it needs the built site and
+Run by `make book-test` after `scripts/book.py execute` and `python -m scripts.site`; `make unit` leaves it out (it needs the built site and
 Debian's `chromium`). Fails if a page asks for a non-local URL, shows raw `$...$` math, has an image that did
 not load, or logs a JavaScript error; clicks next/previous and runs one search. Screenshots: _build/screenshots/.
 """
@@ -39,7 +39,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def server():
     if not (SITE / "index.html").exists():
-        pytest.fail(f"No built site at {SITE}: run `make book` (scripts/book.py build) first.")
+        pytest.fail(f"No built site at {SITE}: run `make book` (scripts/book.py execute, then python -m scripts.site) first.")
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
