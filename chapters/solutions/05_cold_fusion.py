@@ -20,6 +20,7 @@
 
 # %%
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -131,8 +132,8 @@ print(f"data sizes {[n for _, n in bodies]}; distance uniform ↔ weighted: "
 
 # %%
 out = {}
-args = ["--datasets", "banking,travel,utility,work", "--iterations", "1", "--contributors", "4",
-        "--train-per-class", "4", "--epochs", "1"]
+settings = {**config.chapter_settings("05_cold_fusion"), "seed": 0, "contributors": 4, "train_per_class": 4, "epochs": 1}
+args = ["--datasets", "banking,travel,utility,work", "--iterations", "1", "--settings", json.dumps(settings)]
 env = dict(os.environ, PYTHONPATH=str(config.ROOT), OMP_NUM_THREADS="1")
 with tempfile.TemporaryDirectory() as tmp:
     for n in (0, 2, 3):
