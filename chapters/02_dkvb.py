@@ -773,8 +773,9 @@ print(f"Used-key masking changes the final accuracy by "
 # 2. Replace the random projections by an identity split of $z$ into $C$ consecutive chunks
 #    (`random_projections(..., identity=True)` with $C\,d_k = m$, e.g. $C = 160$, $d_k = 8$). What changes in the
 #    fraction of unused keys and in accuracy?
-# 3. Why does the MLP fail to learn some later tasks at all (zeros on its diagonal)? Count its dead ReLU units
-#    after each task, and try a smaller learning rate.
+# 3. The MLP above learns every task (its diagonal reads 72–100 %) because its recipe was chosen on held-out data.
+#    Train it instead with Adam at a fixed learning rate of $10^{-3}$ and watch later tasks fail to be learnt at
+#    all: count its dead ReLU units after each task, and try a 10× smaller learning rate.
 # 4. Used-key masking barely mattered here. Make it matter: use a bottleneck with many more keys than the data can
 #    reach ($N = 4096$) and compare masked and unmasked test accuracy. Why does the gap grow with $N$?
 # 5. Show that with $C = 1$ and $N$ equal to the number of training examples (one key per example, keys = the

@@ -84,7 +84,7 @@ for identity in (False, True):
     print(f"identity split {identity}: unused keys {r['unused'] * 100:.1f} %, final balanced accuracy {r['acc'] * 100:.1f} %")
 
 # %% [markdown]
-# ## Exercise 3 — why the MLP fails to learn later tasks
+# ## Exercise 3 — why an MLP with an untuned recipe fails to learn later tasks
 # **Hint.** Count the hidden ReLU units that are zero for every training example of the current task after each
 # task (dead units); with Adam at a high learning rate, units die and never recover.
 #
