@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from cl_lib import backbones, features, config
-from cl_lib.data import ImageSet
 
 
 def test_unknown_backbone_is_a_clear_error():
@@ -43,12 +42,8 @@ def test_efficientnet_lite0_offline_weights_and_preprocessing():
     assert rnd.weights == "random-init" and not torch.equal(rnd.model.conv_stem.weight, b.model.conv_stem.weight)
 
 
-def test_feature_cache_hit_and_key(monkeypatch):
-    b = backbones.create("resnet10t", pretrained=False)
-    imgs = ImageSet(torch.randint(0, 255, (6, 32, 32, 3), dtype=torch.uint8), torch.arange(6), ["a"], ["a"])
-    calls = []
-    real = features.encode_images
-    monkeypatch.setattr(features, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+def test_feature_cache_hit_and_key(counted_features):
+    b, imgs, calls = counted_features(6)
     f1 = features.features(b, imgs, image_size=32)
     f2 = features.features(b, imgs, image_size=32)
     assert torch.equal(f1, f2) and len(calls) == 1 and f1.shape == (6, b.num_features)

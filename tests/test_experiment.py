@@ -3,13 +3,10 @@ runs (and the features); nothing else does. Hand-built modules stand in for a ch
 import importlib
 import shutil
 import sys
-import textwrap
 
 import pytest
-import torch
 
-from cl_lib import backbones, cache, config, experiment, features
-from cl_lib.data import ImageSet
+from cl_lib import cache, config, experiment, features
 
 CHAPTER = '''
 EPOCHS = {epochs}
@@ -84,12 +81,8 @@ def test_library_digest_sees_every_source_file(tmp_path):
     assert cache.library_digest(copy) != base
 
 
-def test_features_recompute_when_the_library_changes(monkeypatch):
-    b = backbones.create("resnet10t", pretrained=False)
-    imgs = ImageSet(torch.randint(0, 255, (4, 32, 32, 3), dtype=torch.uint8), torch.arange(4), ["a"], ["a"])
-    calls = []
-    real = features.encode_images
-    monkeypatch.setattr(features, "encode_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+def test_features_recompute_when_the_library_changes(monkeypatch, counted_features):
+    b, imgs, calls = counted_features(4)
     features.features(b, imgs, image_size=32)
     features.features(b, imgs, image_size=32)
     assert len(calls) == 1
