@@ -99,7 +99,9 @@ for t, task in enumerate(stream.tasks):
     axes[t, 0].set_ylabel(task.name, fontsize=10)
 fig.suptitle("The stream (seed 0): a few training images of each task")
 fig.tight_layout()
-plots.show(fig, CH, "stream_examples")
+plots.show(fig, CH, "stream_examples",
+           caption="Each row is one task of the seeded stream: look at how different the classes of consecutive tasks"
+                   " are — the learner never sees them together.")
 
 # %% [markdown]
 # ## The model and the code that trains it
@@ -273,7 +275,10 @@ axes[2].set(xlabel="task", ylabel="accuracy after the last task (%)", ylim=(0, 1
 axes[2].legend(fontsize=8, loc="upper left")
 fig.suptitle(f"Class-incremental Split Tiny ImageNet, {T} tasks × {cfg.classes_per_task} classes "
              f"({cfg.profile} profile)")
-plots.show(fig, CH, "accuracy_matrices")
+plots.show(fig, CH, "accuracy_matrices",
+           caption="Read each matrix row by row: the diagonal is the task just learnt, the cells left of it what "
+                   "remains of older tasks; the bars on the right compare every learner's final accuracy per task "
+                   "with joint training.")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -289,7 +294,9 @@ plots.curves({"frozen + linear head": np.array([r["R_linear"][:, 0] for r in run
 for ax in axes:
     ax.set_ylim(0, 100)
 fig.tight_layout()
-plots.show(fig, CH, "accuracy_curves")
+plots.show(fig, CH, "accuracy_curves",
+           caption="Left: average accuracy on the tasks seen so far; right: task 1's accuracy as later tasks arrive. "
+                   "The gap between the fine-tuned and the frozen learner is forgetting.")
 
 # %% [markdown]
 # Where do the wrong answers go? The confusion matrix of the fine-tuned model on all seen test images, after
@@ -316,7 +323,9 @@ def draw_confusion(t: int) -> None:
     ax.set(xlabel="predicted class (grouped by task)", ylabel="true class (grouped by task)",
            title=f"Naive fine-tuning after task {t + 1}:\nwhere each class's test images go")
     fig.colorbar(im, ax=ax, label="% of the true class")
-    plots.show(fig, CH, f"confusion_after_task{t + 1}")
+    plots.show(fig, CH, f"confusion_after_task{t + 1}",
+               caption="Where the fine-tuned model's predictions go after a task: in class-IL the columns of the "
+                       "newest classes fill up while the older rows empty out.")
 
 
 plots.task_slider(draw_confusion, T)
@@ -341,7 +350,9 @@ axes[1].set(yticks=np.arange(len(layer_names)), yticklabels=layer_names, xlabel=
 axes[1].invert_yaxis()
 axes[1].legend(fontsize=8)
 fig.tight_layout()
-plots.show(fig, CH, "layer_shift")
+plots.show(fig, CH, "layer_shift",
+           caption="1 − CKA of each stage against the pretrained network, per task: look at which rows darken, the "
+                   "layers that naive fine-tuning changes most.")
 
 # %% [markdown]
 # ## Claims, checked on the numbers above
@@ -400,8 +411,9 @@ print(f"The head conv's shift after the last task − after the first: "
 # - S. Kornblith, M. Norouzi, H. Lee, G. Hinton. *Similarity of Neural Network Representations Revisited.* ICML 2019.
 # - D. Lopez-Paz and M. Ranzato. *Gradient Episodic Memory for Continual Learning.* NeurIPS 2017 (ACC, BWT, FWT).
 # - A. Chaudhry et al. *Riemannian Walk for Incremental Learning.* ECCV 2018 (forgetting).
-# - G. van de Ven and A. Tolias. *Three scenarios for continual learning.* arXiv 1904.07734, 2019.
+# - G. van de Ven and A. Tolias. *Three scenarios for continual learning.* [arXiv 1904.07734](https://arxiv.org/abs/1904.07734), 2019.
 # - R. Wightman. *PyTorch Image Models (timm).* 2019–.
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("tiny_imagenet"))

@@ -165,7 +165,9 @@ for ax in axes.flat:
 axes[0, 0].set_ylabel("upstream U1"), axes[1, 0].set_ylabel("downstream D1")
 fig.suptitle(f"What the ViT sees: {cfg.image_size}×{cfg.image_size} px, {vcfg.grid}×{vcfg.grid} patches of {cfg.patch} px")
 fig.tight_layout()
-plots.show(fig, CH, "examples")
+plots.show(fig, CH, "examples",
+           caption="What the ViT sees: each image cut into a grid of patches, the tokens the transformer attends "
+                   "over.")
 
 # %% [markdown]
 # ## The model: the book's own ViT
@@ -398,7 +400,9 @@ for ax, probe in zip(axes[:2], ("k-NN", "linear")):
     ax.legend(fontsize=8, loc="lower right")
 plots.accuracy_matrix(run0["up"]["supervised"]["R"], axes[2], "Supervised CL upstream\n(task-IL, seed 0)",
                       names=[f"U{t + 1}" for t in range(cfg.n_tasks)])
-plots.show(fig, CH, "transfer_vs_tasks")
+plots.show(fig, CH, "transfer_vs_tasks",
+           caption="Downstream accuracy of each probe as upstream tasks accumulate (0 = random initialisation, dashed"
+                   " = joint learners); right, what the supervised learner forgets upstream meanwhile.")
 
 # %% [markdown]
 # Per downstream task (mean over seeds), since a mean over tasks can hide a task that goes the other way:
@@ -414,7 +418,8 @@ for ax, task in zip(np.atleast_1d(axes), tasks_down):
 np.atleast_1d(axes)[0].set_ylabel("downstream accuracy (%)")
 np.atleast_1d(axes)[0].legend(fontsize=8)
 fig.tight_layout()
-plots.show(fig, CH, "transfer_per_task")
+plots.show(fig, CH, "transfer_per_task",
+           caption="Transfer per downstream task: check whether any task moves against the mean trend.")
 
 # %% [markdown]
 # **Reading the curves** (what to look for; whether each holds in this run, with its numbers, is the claims
@@ -450,7 +455,9 @@ for k in range(len(show_x)):
         if k == 0:
             axes[r, k].set_ylabel(lab)
 fig.suptitle(f"Masked modelling after U{cfg.n_tasks}: {int(cfg.mask_ratio * 100)} % of the patches masked")
-plots.show(fig, CH, "mim_reconstruction")
+plots.show(fig, CH, "mim_reconstruction",
+           caption="Masked input, reconstruction, original: how much of an unseen image the masked-modelling learner "
+                   "can fill in.")
 
 # %% [markdown]
 # At `quick` scale the masked patches come back as little more than the image's mean colour, with a faint
@@ -485,7 +492,9 @@ for ax, (name, v) in zip(axes, step_shift.items()):
                       label="1 − CKA with the model one task earlier")
     ax.collections[0].set_clim(0, vmax)
 fig.tight_layout()
-plots.show(fig, CH, "cka_along_stream")
+plots.show(fig, CH, "cka_along_stream",
+           caption="1 − CKA of each ViT block between consecutive upstream tasks: look for the layers that keep "
+                   "moving and whether the shift settles along the stream.")
 for name, v in step_shift.items():
     print(f"{name}: 1 − CKA per task, mean over blocks: {np.round(v.mean(0), 3)}")
 
@@ -540,7 +549,9 @@ def draw_attention(task: int, layer: int) -> None:
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
     fig.suptitle(f"Where the CLS token looks after upstream task U{task} (seed 0; {g}×{g} patches)")
-    plots.show(fig, CH, f"attention_after_U{task}_layer{layer}")
+    plots.show(fig, CH, f"attention_after_U{task}_layer{layer}",
+               caption="The CLS token's attention in the chosen layer and the attention rollout, over four images: "
+                       "does attention land on the object?")
 
 
 plots.controls(draw_attention, {"task": (1, cfg.n_tasks), "layer": (1, vcfg.depth)},
@@ -582,7 +593,9 @@ ax.set(xlabel="after upstream task", ylabel="attention moved since U1 (%)", ylim
        title="Does each head keep where it looked?")
 ax.legend(fontsize=8, ncol=2)
 fig.suptitle("Last layer, CLS attention per head on image 1 (the first image above)")
-plots.show(fig, CH, "heads_along_stream")
+plots.show(fig, CH, "heads_along_stream",
+           caption="Each head of the last layer along the stream (left) and how much of its attention moved since "
+                   "task U1 (right): do heads keep where they look?")
 
 # %% [markdown]
 # **Mean attention distance** (Dosovitskiy et al., 2021, Fig. 7): for each layer, the attention-weighted distance
@@ -610,7 +623,9 @@ for ax, (name, d) in zip(axes, per_head.items()):
     ax.set(xlabel="layer", ylabel="mean attention distance − uniform (px)", xticks=layers, ylim=(-span, span),
            title=f"{name} CL (seed 0)")
 axes[1].legend(fontsize=8, title="band: most local to most global head", title_fontsize=8)
-plots.show(fig, CH, "attention_distance")
+plots.show(fig, CH, "attention_distance",
+           caption="Mean attention distance per layer minus that of uniform attention (px): below zero a layer is "
+                   "more local than uniform; the band spans the most local to the most global head.")
 for name, curve_ in dist.items():
     print(f"{name}: mean attention distance per layer (px) at init {np.round(curve_[0], 1)}, "
           f"after U{cfg.n_tasks} {np.round(curve_[-1], 1)} (uniform: {uniform:.1f})")
@@ -689,7 +704,9 @@ for (l, h), v in np.ndenumerate(temps):
     axes[2].text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=8)
 fig.colorbar(im, ax=axes[2], label="γ (1 = unchanged, > 1 sharper)")
 fig.tight_layout()
-plots.show(fig, CH, "glad_vs_finetuning")
+plots.show(fig, CH, "glad_vs_finetuning",
+           caption="On D1: the linear probe, GLAD with and without its adaptors, and full fine-tuning; middle, what "
+                   "the left-behind model still transfers to the other tasks; right, the temperatures GLAD learned.")
 
 # %% [markdown]
 # **Reading the bars.** The adaptor-free path is the pre-trained model exactly (printed above: weights and outputs
@@ -719,7 +736,9 @@ for k in range(len(show_x)):
             axes[k, 2 * v].set_title(f"{name}\nlast layer", fontsize=8)
             axes[k, 2 * v + 1].set_title(f"{name}\nrollout", fontsize=8)
 fig.colorbar(im, ax=axes, fraction=0.02, label="CLS attention, last layer")
-plots.show(fig, CH, "attention_glad_vs_ft")
+plots.show(fig, CH, "attention_glad_vs_ft",
+           caption="Last-layer attention and rollout of the pre-trained model, GLAD and full fine-tuning on the same "
+                   "images: which one moves the attention away from the pre-trained maps?")
 
 # %% [markdown]
 # ## The book's pre-trained ViT
@@ -840,7 +859,7 @@ print(f"Fine-tuning on D1 from the last upstream backbone − from the first: "
 # ## References
 #
 # - J. Yoon, S. J. Hwang, Y. Cao. *Continual Learners are Incremental Model Generalizers.* ICML 2023,
-#   PMLR 202:40129–40146, arXiv 2306.12026. (The claim and the two proposals are the paper's; the choice of
+#   PMLR 202:40129–40146, [arXiv 2306.12026](https://arxiv.org/abs/2306.12026). (The claim and the two proposals are the paper's; the choice of
 #   SimMIM, the form of the GLAD adaptors and the probes are the book's interpretation — no code is public.)
 # - Z. Xie et al. *SimMIM: A Simple Framework for Masked Image Modeling.* CVPR 2022.
 # - K. He et al. *Masked Autoencoders Are Scalable Vision Learners.* CVPR 2022.
@@ -849,6 +868,7 @@ print(f"Fine-tuning on D1 from the last upstream backbone − from the first: "
 # - H. Touvron et al. *Training data-efficient image transformers & distillation through attention.* ICML 2021 (ViT-Ti).
 # - S. Abnar and W. Zuidema. *Quantifying Attention Flow in Transformers.* ACL 2020 (attention rollout).
 # - R. Wightman. *PyTorch Image Models (timm).* 2019– (the ViT here follows its vision_transformer).
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("tiny_imagenet"))

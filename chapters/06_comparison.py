@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # Chapter 06 — One stream, every method, and the simple baselines
+# # 6. One stream, every method, and the simple baselines: a practitioner's comparison
 #
 # **Goals.** Chapters 01–05 each answer their own paper's question on their own stream. A practitioner asks
 # something else: *which of these should I use, and does it beat the simple thing?* This chapter puts the book's
@@ -236,6 +236,8 @@ for ax, what, label in ((axes[1], "bytes", "memory kept at the end (bytes, log s
     ax.set_title("accuracy vs " + ("memory" if what == "bytes" else "training time"))
 fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "vision_stream_and_frontier",
+           caption="Left: accuracy on the classes seen so far per learner; middle and right: final accuracy against "
+                   "memory kept and training time — up and to the left is better.",
            alt="Accuracy along the Split Tiny ImageNet stream per learner, and final accuracy against memory and time")
 
 # %% [markdown]
@@ -340,6 +342,8 @@ for ax, what, label in ((axes[1], "bytes", "memory kept beyond the backbone (byt
                  + " (y from 70 %)")
 fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "task_il_finetuning_vs_frozen",
+           caption="Task-incremental accuracy of the fine-tuned networks (naive, ConFiT) against the frozen-feature "
+                   "learners, and the same against memory.",
            alt="Task-incremental accuracy of fine-tuned networks (naive, ConFiT) and frozen-feature learners, "
                "along the stream and against memory and training time")
 
@@ -476,6 +480,8 @@ axes[1].set(xscale="log", xlabel="memory kept at the end (bytes, log scale)", yl
             title="accuracy vs memory (y-axis from 80 %)", ylim=(80, 100))
 fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=4, fontsize=8)
 plots.show(fig, CH, "text_stream_and_frontier",
+           caption="CLINC150 domain stream: accuracy on the domains seen so far per learner, and final accuracy "
+                   "against memory.",
            alt="Accuracy along the CLINC150 domain stream per learner, and final accuracy against memory")
 
 # %% [markdown]
@@ -587,15 +593,16 @@ print(f"NCM on the ColD-fused body − on the pretrained body: "
 # ## References
 #
 # * D.-W. Zhou, H.-J. Ye, D.-C. Zhan, Z. Liu. Revisiting Class-Incremental Learning with Pre-Trained Models:
-#   Generalizability and Adaptivity are All You Need (SimpleCIL). arXiv 2303.07338, 2023.
+#   Generalizability and Adaptivity are All You Need (SimpleCIL). [arXiv 2303.07338](https://arxiv.org/abs/2303.07338), 2023.
 # * M. D. McDonnell, D. Gong, A. Parvaneh, E. Abbasnejad, A. van den Hengel. RanPAC: Random Projections and
-#   Pre-trained Models for Continual Learning. NeurIPS 2023 (arXiv 2307.02251).
+#   Pre-trained Models for Continual Learning. NeurIPS 2023 ([arXiv 2307.02251](https://arxiv.org/abs/2307.02251)).
 # * The book's methods: Träuble et al., ICML 2023 (DKVB, chapter 02); Ermis et al., NeurIPS 2022 (ADA, chapter 03);
 #   Jie, Deng & Li, CVPR Workshops 2022 (ConFiT, chapter 04); Don-Yehiya et al., ACL 2023 (ColD Fusion, chapter 05).
 # * Data: Tiny ImageNet-200 (Le & Yang, 2015; ImageNet terms, non-commercial research and education); CIFAR-10
 #   (Krizhevsky, 2009; research use); CLINC150 (Larson et al., EMNLP 2019; CC BY 3.0).
 # * Models: EfficientNet-Lite0 (Tan & Le, ICML 2019; weights Apache-2.0); all-MiniLM-L6-v2 (Wang et al., 2020;
 #   Reimers & Gurevych, 2019; Apache-2.0).
+# - Every work the book cites, each linked: the site's *Bibliography* page (from `chapters/references.bib`).
 
 # %%
 print(cfg.report())

@@ -106,19 +106,25 @@ def save(fig: plt.Figure, chapter: str, name: str) -> str:
         return path.name
 
 
-def show(fig: plt.Figure, chapter: str, name: str, alt: str | None = None) -> None:
-    """Save `fig` (see `save`) and display exactly that PNG, with alt text, then close it: the notebook, the book
-    and `_build/figures` show the same image."""
+def show(fig: plt.Figure, chapter: str, name: str, *, caption: str, alt: str | None = None) -> None:
+    """Save `fig` (see `save`) and display exactly that PNG, with alt text, then its caption; close the figure.
+
+    The caption says what to look at. It is shown under the image in JupyterLab, and it travels in the image's
+    metadata (`cl_book.caption`), from which the site makes a numbered figure (scripts/site.py)."""
     import base64
 
-    from IPython.display import display
+    from IPython.display import Markdown, display
 
+    if not caption.strip():
+        raise ValueError(f"plots.show: figure {name!r} has an empty caption; say in a sentence what to look at.")
     path = config.figure_dir(chapter) / f"{name}.png"
     save(fig, chapter, name)
     alt = alt or alt_text(fig)
     plt.close(fig)
+    meta = {"image/png": {"alt": alt}, "cl_book": {"figure": name, "caption": caption}}
     display({"image/png": base64.b64encode(path.read_bytes()).decode(), "text/plain": f"<figure {name}: {alt[:80]}>"},
-            raw=True, metadata={"image/png": {"alt": alt}})
+            raw=True, metadata=meta)
+    display(Markdown(f"*Figure ({name}).* {caption}"), metadata={"cl_book": {"caption_of": name}})
 
 
 def task_slider(draw: Callable[[int], None], n_tasks: int, default: int | None = None,

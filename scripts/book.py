@@ -56,6 +56,7 @@ def chapter_key(source: Path, slug: str | None) -> str:
     h.update(variant().encode())
     settings = config.chapter_settings(slug) if slug in {Path(c["file"]).stem for c in config.chapters()} else {}
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(json.dumps(site_settings(), sort_keys=True).encode())  # the install cell names the repository
     return h.hexdigest()[:32]
 
 
@@ -67,10 +68,34 @@ def sources() -> dict[str, Path]:
     return out
 
 
+def site_settings() -> dict[str, str]:
+    """book.toml's [site] table: where the book's repository lives (for launch links and the install cell)."""
+    site = config.load_book().get("site", {})
+    return {"repository": str(site.get("repository", "")).rstrip("/"), "branch": str(site.get("branch", "main")),
+            "pages_branch": str(site.get("pages_branch", "gh-pages"))}
+
+
+INSTALL_CELL = """# Added by the book's build: where the book's library is missing (Colab, Binder, a notebook opened on its own),
+# fetch the book and install it; elsewhere this does nothing.
+import importlib.util, subprocess, sys
+if importlib.util.find_spec("cl_lib") is None:
+    REPOSITORY = {repository!r}  # book.toml, [site] repository
+    if not REPOSITORY:
+        raise ModuleNotFoundError("cl_lib is not installed: clone the book's repository, run `make install` there "
+                                  "(README) and open this notebook from its chapters/ folder.")
+    subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, "cl-book"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "cl-book"], check=True)
+    sys.path.insert(0, "cl-book")"""
+
+
 def to_notebook(slug: str, path: Path):
     import jupytext
+    import nbformat
 
     nb = jupytext.read(path)
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, nbformat.v4.new_code_cell(INSTALL_CELL.format(**site_settings()),
+                                                          metadata={"tags": ["install"]}))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["cl_book"] = {"slug": slug, "key": chapter_key(path, slug), "variant": variant()}
     return nb
