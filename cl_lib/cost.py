@@ -186,7 +186,8 @@ def _ch06(s: dict) -> tuple[float, float, float]:
     ft_fwd = S * 2 * ft_t * (ft_t + 1) / 2 * k * s["tiny_test_per_class"]
     flops = n_img * img.forward + text_train * txt.train + S * n_txt * 4 * txt.forward + \
         ft_train * img.train + ft_fwd * img.forward
-    host = n_img * 1280 * 4 + table * 2 + s["proj_dim"] ** 2 * 8 * 2 + 100_000 * 64 * 64 * 3 * 2 + 2 * GiB
+    host = n_img * 1280 * 4 + table * 2 + (s["proj_dim"] ** 2 + s["randumb_dim"] ** 2) * 8 * 2 + \
+        100_000 * 64 * 64 * 3 * 2 + 2 * GiB
     return flops, max(_gpu(img, s["ft_batch"], 1), _gpu(txt, s["batch_size_text"]), table * 3), host
 
 

@@ -1,8 +1,9 @@
 """One module per method, each short enough to read in its chapter, each ending with its learner.
 
 A *learner* is what chapter 06 compares on frozen features: it learns one task at a time, scores any features
-over every class, and says how many bytes it keeps beyond the backbone. Adding a method to the comparison is one
-class with these three methods in the method's module.
+over every class, says how many bytes it keeps beyond the backbone, and counts the floating-point operations its
+training took (`flops`, analytic: 2 per multiply-add). Adding a method to the comparison is one class with these
+in the method's module.
 """
 from __future__ import annotations
 
@@ -22,3 +23,7 @@ class Learner(Protocol):
 
     def nbytes(self) -> int:
         """Bytes kept beyond the frozen backbone (float32), after the tasks learnt so far."""
+
+    @property
+    def flops(self) -> float:
+        """Floating-point operations of the training so far (learn calls and any set-up), counted analytically."""

@@ -248,13 +248,17 @@ class Learner:
     """The bottleneck as a learner (`cl_lib.methods.Learner`, chapter 06): keys fitted once by `create`, the value
     table trained task after task (`train_values` with `fit`'s settings), test features snapped to the keys in use."""
 
-    def __init__(self, b: Bottleneck, *, seed: int = 0, **fit: Any):
+    def __init__(self, b: Bottleneck, *, seed: int = 0, setup_flops: float = 0.0, **fit: Any):
         self.b, self.fit, self.seed, self.t = b, fit, seed, 0
-        self.z, self.snapped = None, None
+        self.z, self.snapped, self.flops = None, None, setup_flops
 
     def learn(self, z: torch.Tensor, y: torch.Tensor) -> None:
         train_values(self.b, key_indices(self.b, z), y, seed=self.seed + self.t, **self.fit)
         self.t += 1
+        C, N, dv = self.b.values.shape
+        dk = self.b.keys.shape[-1]
+        # project and snap each example once, then per epoch fetch, average and update C values of d_v per example
+        self.flops += len(z) * (2.0 * z.shape[1] * C * dk + 2.0 * C * N * dk + 3.0 * self.fit.get("epochs", 1) * C * dv)
 
     def scores(self, z: torch.Tensor) -> torch.Tensor:
         if self.z is not z:  # a new test set: snap from scratch; the same one: only the keys newly in use
@@ -264,3 +268,9 @@ class Learner:
     def nbytes(self) -> int:
         """Keys, projections and the value table (a fixed size, whatever the classes seen)."""
         return (self.b.keys.numel() + self.b.proj.numel() + self.b.values.numel()) * 4
+
+
+def key_fit_flops(n: int, dim: int, *, codebooks: int, n_keys: int, dim_key: int, steps: int, batch_size: int) -> float:
+    """The training operations of `create`: projecting the n key-initialisation features, then `steps` EMA k-means
+    steps of `batch_size` distances to every key of every codebook (chapter 06 charges them to DKVB)."""
+    return 2.0 * n * dim * codebooks * dim_key + steps * batch_size * codebooks * n_keys * 3.0 * dim_key
