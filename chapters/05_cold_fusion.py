@@ -131,8 +131,9 @@ def draw_loop(m: int) -> plt.Figure:
 
 
 fig = draw_loop(cfg.contributors)
-plots.save(fig, CH, "loop_diagram")
-plt.show()
+plots.show(fig, CH, "loop_diagram",
+           caption="One ColD Fusion iteration: every contributor starts from the shared body, fine-tunes it with its "
+                   "own head on its own data, and sends back only the body; the average is the next shared body.")
 
 # %% [markdown]
 # ## The method's code
