@@ -252,6 +252,21 @@ def tune(data_name: str) -> dict:
 
 digests = [tiny.digest(), cifar.digest()]
 TUNED = experiment.over_seeds(tune, list(DATA), cfg=cfg, name="ch06_tuning", data=digests)
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.8), sharey=True, layout="constrained")
+for ax, data_name in zip(axes, DATA):  # every setting tried (dots) and the one chosen (star), per learner
+    names = list(TUNED[data_name])
+    for i, name in enumerate(names):
+        t = TUNED[data_name][name]
+        acc = np.array(t["held_out"]) * 100
+        ax.scatter(np.full(len(acc), i) + np.linspace(-0.2, 0.2, len(acc)), acc, s=18, color="0.55", zorder=2)
+        ax.scatter(i, acc[t["grid"].index(t["best"])], marker="*", s=180, color="C3", zorder=3)
+    ax.set_xticks(range(len(names)), [n.replace(" (upper ref.)", "").replace(", ", ",\n") for n in names],
+                  rotation=35, ha="right", fontsize=8)
+    ax.set(ylabel="held-out accuracy, all classes (%)", ylim=(0, 100), title=f"{data_name}: every setting tried")
+plots.show(fig, CH, "held_out_tuning",
+           caption="Held-out accuracy of every hyper-parameter setting tried (grey dots) and the one chosen (red star), "
+                   "per learner, on the first class order: how much each learner gains from tuning, and how flat its "
+                   "optimum is. The test set is never used.")
 for data_name in DATA:
     print(f"{data_name}: held-out accuracy (%) of every setting tried, order {ORDERS[0]}; * = chosen")
     for name, t in TUNED[data_name].items():
