@@ -280,22 +280,27 @@ for data_name in DATA:
 # each task, training FLOPs and seconds.
 
 # %%
+def along(name: str, data_name: str, s: int, ytr: torch.Tensor, rows_tr: list,
+          row: Callable[[object, int], list[float]]) -> dict:
+    """Learner `name`, with its tuned setting, along one stream: it learns each task's training rows, then
+    `row(learner, t)` gives the accuracy matrix's row t; bytes kept after each task, training FLOPs and seconds."""
+    t0, fs, n = time.perf_counter(), DATA[data_name]["fs"], len(rows_tr)
+    learner, R, mem = make(name, TUNED[data_name][name]["best"], data_name, s), np.full((n, n), np.nan), []
+    for t, r in enumerate(rows_tr):
+        learner.learn(fs.z_train[r], ytr[r])
+        R[t, : t + 1] = row(learner, t)
+        mem.append(learner.nbytes())
+    return {"R": R, "bytes": mem, "flops": float(learner.flops), "seconds": time.perf_counter() - t0}
+
+
 def run_frozen(job: tuple[str, int]) -> dict:
     """Every tuned learner and the joint reference on one class order of one data set."""
     data_name, s = job
     fs, tuned = DATA[data_name]["fs"], TUNED[data_name]
     st, ytr, yte = stream_of(data_name, s)
-    out = {}
-    for name in VISION:
-        t0 = time.perf_counter()
-        learner, n = make(name, tuned[name]["best"], data_name, s), len(st)
-        R, mem = np.full((n, n), np.nan), []
-        for t, task in enumerate(st.tasks):
-            learner.learn(fs.z_train[task.train], ytr[task.train])
-            pred = learner.scores(fs.z_test)[:, st.seen_slice(t)].argmax(1)
-            R[t, : t + 1] = train.prediction_row(pred, yte, st, t)[: t + 1]
-            mem.append(learner.nbytes())
-        out[name] = {"R": R, "bytes": mem, "flops": float(learner.flops), "seconds": time.perf_counter() - t0}
+    row = lambda learner, t: train.prediction_row(  # noqa: E731
+        learner.scores(fs.z_test)[:, st.seen_slice(t)].argmax(1), yte, st, t)[: t + 1]
+    out = {name: along(name, data_name, s, ytr, [task.train for task in st.tasks], row) for name in VISION}
     t0 = time.perf_counter()
     C = DATA[data_name]["classes"]
     score = joint(fs.z_train, ytr, C, tuned[JOINT]["best"]["weight_decay"])
@@ -450,18 +455,12 @@ def run_frozen_task_il(s: int) -> dict:
     """Every frozen-feature learner of Part 1, with its setting tuned there, on seed s's prefix stream, evaluated
     task-incrementally (each seen task's test examples among its own classes)."""
     st, ytr, yte, rows_tr, rows_te = prefix_stream(s)
-    out, n = {}, len(rows_tr)
-    for name in VISION:
-        t0 = time.perf_counter()
-        learner, R, mem = make(name, TUNED["Split Tiny ImageNet"][name]["best"], "Split Tiny ImageNet", s), np.full((n, n), np.nan), []
-        for t, r_tr in enumerate(rows_tr):
-            learner.learn(tiny.z_train[r_tr], ytr[r_tr])
-            for j, r in enumerate(rows_te[: t + 1]):
-                q = st.task_slice(j)
-                R[t, j] = float(((learner.scores(tiny.z_test[r])[:, q].argmax(1) + q.start) == yte[r]).float().mean())
-            mem.append(learner.nbytes())
-        out[name] = {"R": R, "bytes": mem, "flops": float(learner.flops), "seconds": time.perf_counter() - t0}
-    return out
+
+    def row(learner, t: int) -> list[float]:
+        return [float(((learner.scores(tiny.z_test[r])[:, q].argmax(1) + q.start) == yte[r]).float().mean())
+                for r, q in zip(rows_te[: t + 1], map(st.task_slice, range(t + 1)))]
+
+    return {name: along(name, "Split Tiny ImageNet", s, ytr, rows_tr, row) for name in VISION}
 
 
 def run_finetune(job: tuple[str, int]) -> dict:
