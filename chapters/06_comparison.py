@@ -680,10 +680,11 @@ plots.show(fig, CH, "text_stream_and_frontier",
 # Fourier features against the same classifier on the features, the random projection against the same ridge
 # decoder without it, the second-order claims on CIFAR-10, and the joint reference against the best learner.
 #
-# Recorded, not asserted: **with a few dozen images per class, naive fine-tuning of the whole network does not beat
-# prototypes on frozen features** (task-incremental, first tasks, the same images) — three seeds of a few hundred
-# test images do not clear the bound. This is this chapter's measurement, not SimpleCIL's claim: the same paper's
-# APER shows that adapting the backbone on the first task *does* pay.
+# Recorded, not asserted: **naive fine-tuning of the whole network against prototypes on frozen features**, with a
+# few dozen images per class (task-incremental, first tasks, the same images). Three seeds of a few hundred test
+# images put the gap's bound within the noise of the CPU's float paths (it clears zero under one kernel set and not
+# under another), so it is measured, not tested. This is this chapter's measurement, not SimpleCIL's claim: the
+# same paper's APER shows that adapting the backbone on the first task *does* pay.
 #
 # Also recorded: ConFiT against naive fine-tuning (chapter 04 asserts it only at paper scale) and against NCM; ADA against the
 # frozen encoder with a linear head per task on CLINC150; and NCM on the ColD-fused body against NCM on the pretrained
@@ -719,7 +720,7 @@ for d in DATA:
     claims.report(f"{d}: joint reference − the best continual learner ({best}), final accuracy",
                   fin[d][JOINT] - fin[d][best], above=0.0)
 claims.report("task-IL, first tasks: NCM on frozen features − naive fine-tuning of the whole network, final accuracy",
-              rows_ft["NCM (SimpleCIL)"]["final"] - rows_ft[FT[0]]["final"], above=0.0,
+              rows_ft["NCM (SimpleCIL)"]["final"] - rows_ft[FT[0]]["final"],
              detail="naive fine-tuning only: a slow backbone learning rate (SLCA) or first-task adaptation (APER) "
                     "are not in this table")
 claims.report("task-IL, first tasks: ConFiT − naive fine-tuning, final accuracy", rows_ft[FT[1]]["final"] - rows_ft[FT[0]]["final"],
