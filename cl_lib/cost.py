@@ -181,9 +181,10 @@ def _ch06(s: dict) -> tuple[float, float, float]:
     text_train = S * (n_txt * (s["adapter_epochs"] + s["distil_epochs"] * 2) +
                       s["cold_iterations"] * s["cold_contributors"] * 15 * s["cold_train_per_class"] * s["cold_epochs"])
     table = s["codebooks"] * s["n_keys"] * classes * 4
-    k, ft_t = s["tiny_classes_per_task"], s["ft_tasks"]  # naive fine-tuning and ConFiT on the first tasks
-    ft_train = S * 2 * ft_t * k * s["ft_train_per_class"] * s["ft_epochs"]
-    ft_fwd = S * 2 * ft_t * (ft_t + 1) / 2 * k * s["tiny_test_per_class"]
+    k, ft_t = s["tiny_classes_per_task"], s["ft_tasks"]  # naive, slow-backbone and ConFiT fine-tuning, first tasks
+    n_tune = len(s["grid_ft_lr"]) + len(s["grid_slca_lr"]) + len(s["grid_confit_lr"])  # their learning rates
+    ft_train = (S * 3 * ft_t + n_tune * s["ft_tune_tasks"]) * k * s["ft_train_per_class"] * s["ft_epochs"]
+    ft_fwd = S * 3 * ft_t * (ft_t + 1) / 2 * k * s["tiny_test_per_class"]
     flops = n_img * img.forward + text_train * txt.train + S * n_txt * 4 * txt.forward + \
         ft_train * img.train + ft_fwd * img.forward
     host = n_img * 1280 * 4 + table * 2 + (s["proj_dim"] ** 2 + s["randumb_dim"] ** 2) * 8 * 2 + \

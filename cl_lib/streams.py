@@ -85,11 +85,13 @@ class Stream:
 
 
 def per_class_subset(labels: Sequence[int] | torch.Tensor, classes: Sequence[int], per_class: int,
-                     seed: int) -> np.ndarray:
-    """Sorted indices of `per_class` seeded examples of each class: a fixed subset of a data set (chapter 5)."""
+                     seed: int, skip: int = 0) -> np.ndarray:
+    """Sorted indices of `per_class` seeded examples of each class: a fixed subset of a data set (chapter 5). With
+    `skip`, the examples after the first `skip` of the same seeded order: disjoint from the subset `skip` would give
+    (held-out examples to tune on, chapter 6)."""
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in classes]))
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[skip:skip + per_class] for c in classes]))
 
 
 def _pick(labels: np.ndarray, cls: int, k: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -135,8 +135,9 @@ def intent_datasets() -> list[str]:
 
 
 def intent_task(backbone: backbones.Backbone, name: str, split: str, *, layer: int, per_class: int, seed: int,
-                device: str = "cpu") -> TextTask:
-    """A CLINC150 domain or Banking77 as a `TextTask`: `per_class` seeded examples per intent, local labels."""
+                device: str = "cpu", skip: int = 0) -> TextTask:
+    """A CLINC150 domain or Banking77 as a `TextTask`: `per_class` seeded examples per intent, local labels (with
+    `skip`, the ones after the first `skip`: held out from the task drawn with the same seed)."""
     known = intent_datasets()
     if name not in known:
         raise ValueError(f"unknown data set {name!r}; use one of {', '.join(known)}.")
@@ -146,7 +147,7 @@ def intent_task(backbone: backbones.Backbone, name: str, split: str, *, layer: i
     else:
         ts = data.load_clinc150(split)
         classes = ts.groups[name]
-    idx = streams.per_class_subset(ts.labels, classes, per_class, seed)
+    idx = streams.per_class_subset(ts.labels, classes, per_class, seed, skip)
     remap = {c: i for i, c in enumerate(classes)}
     return TextTask(name, cached_hidden_states(backbone, ts, layer=layer, indices=idx, device=device),
                     torch.tensor([remap[int(c)] for c in ts.labels[idx]]), len(classes))

@@ -68,6 +68,23 @@ def n_params(modules: nn.Module | Sequence[nn.Module]) -> int:
 
 
 @torch.no_grad()
+def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Floating-point operations of one forward pass of `model` on the batch `x` (2 per multiply-add), counted by
+    torch's FlopCounterMode in eval mode; training is about 3× this per example (backward ≈ 2× forward). Chapter 6
+    prices every learner's training with it. (FlopCounterMode's own backward count ignores a convolution's groups.)"""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was)
+    return float(counter.get_total_flops())
+
+
+@torch.no_grad()
 def latency(forward: Callable[[], object], repeats: int = 5, cuda: bool = False) -> float:
     """Best-of-`repeats` seconds of one call of `forward` after a warm-up (the minimum is the timing least
     disturbed by other work on the machine). Chapter 3 times inference with it."""

@@ -242,3 +242,25 @@ def test_fine_tune_stream_fills_the_lower_triangle_and_stores_every_task(hierarc
     moved = any(not torch.equal(m.weight, convs0[n]) for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
     # One epoch of hierarchical fine-tuning trains only the classifier (the authors' schedule); naive moves the convs.
     assert moved != hierarchical
+
+
+def test_fine_tune_stream_with_a_body_learning_rate_of_its_own():
+    """SLCA's split (chapter 06): with lr_body = 0 only the head's weights move (BN statistics still update); with
+    lr_body = lr the run is plain fine-tuning, step for step."""
+    def run(lr_body):
+        torch.manual_seed(0)
+        net = TinyNet()
+        x = torch.randn(16, 3, 8, 8)
+        cft = confit.ConFiT.attach(net, x[:2])
+        sets = [(x[:8], torch.tensor([0, 1] * 4)), (x[8:], torch.tensor([2, 3] * 4))]
+        before = {n: p.detach().clone() for n, p in net.named_parameters()}
+        confit.fine_tune_stream(cft, net.fc, sets, sets, [slice(0, 2), slice(2, 4)], hierarchical=False, epochs=1,
+                                lr=0.1, momentum=0.9, batch_size=4, transform=None, seed=0, modes=("shared",),
+                                lr_body=lr_body)
+        return before, {n: p.detach() for n, p in net.named_parameters()}
+
+    before, frozen = run(0.0)
+    assert {n for n in before if not torch.equal(before[n], frozen[n])} == {"fc.weight", "fc.bias"}
+    _, split = run(0.1)
+    _, plain = run(None)
+    assert all(torch.equal(split[n], plain[n]) for n in plain)

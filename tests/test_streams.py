@@ -70,3 +70,12 @@ def test_held_out_rows_are_a_disjoint_seeded_fifth_of_each_class():
     assert np.array_equal(val, again) and not np.array_equal(val, features.held_out_rows(y, 0.2, seed=4)[1])
     with pytest.raises(ValueError, match="fraction"):
         features.held_out_rows(y, 1.0)
+
+
+def test_per_class_subset_skip_gives_the_next_examples_of_the_same_order():
+    """Labels 0 ×10 and 1 ×10: 3 per class, then 4 more after skipping those 3, are 7 per class of one order."""
+    y = np.repeat([0, 1], 10)
+    fit = streams.per_class_subset(y, [0, 1], 3, seed=5)
+    held = streams.per_class_subset(y, [0, 1], 4, seed=5, skip=3)
+    assert len(fit) == 6 and len(held) == 8 and not set(fit) & set(held)
+    assert set(fit) | set(held) == set(streams.per_class_subset(y, [0, 1], 7, seed=5))

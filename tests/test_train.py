@@ -64,3 +64,13 @@ def test_balanced_accuracy_weighs_classes_equally():
     p = torch.tensor([0, 0, 0, 0, 0])
     assert train.balanced_accuracy(p, y) == 0.5
     assert (p == y).float().mean() == 0.8
+
+
+def test_forward_flops_by_hand():
+    """2 per multiply-add: a Linear(4→3) on 2 examples is 2·2·4·3 = 48 (the bias is not counted); a depthwise 3×3
+    convolution over 8 channels of a 4×4 map is 2·8·16·9 = 2,304 (each output sees one channel, not eight)."""
+    assert train.forward_flops(nn.Linear(4, 3), torch.zeros(2, 4)) == 48
+    dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    dw.train()
+    assert train.forward_flops(dw, torch.zeros(1, 8, 4, 4)) == 2304
+    assert dw.training  # left as it was

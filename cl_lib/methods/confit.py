@@ -266,11 +266,22 @@ def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[to
                      hierarchical: bool, epochs: int, lr: float, momentum: float, batch_size: int,
                      transform: Callable[[torch.Tensor], torch.Tensor], seed: int, device: str = "cpu",
                      modes: Sequence[str] = ("xconv",), last_modes: Sequence[str] | None = None,
-                     after_task: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+                     after_task: Callable[[int], None] | None = None,
+                     lr_body: float | None = None) -> dict[str, np.ndarray]:
     """Task-incremental fine-tuning of `cft.model` along a stream (naive, or `hierarchical`), a fresh SGD per
     task, statistics stored after each; returns the accuracy matrix under each BN mode in `modes` (all rows)
-    and `last_modes` (the last row only). Chapter 4 builds its ablation ladder with it; chapter 6 compares."""
+    and `last_modes` (the last row only). `lr_body`, where given, is the backbone's learning rate beside the head's
+    `lr` (SLCA's split: a slow backbone). Chapter 4 builds its ablation ladder with it; chapter 6 compares."""
     net, n = cft.model, len(train_sets)
+    head_ids = {id(p) for p in head.parameters()}
+
+    def optimizer(m: nn.Module) -> torch.optim.Optimizer:
+        if lr_body is None:
+            return train.make_optimizer(m.parameters(), "sgd", lr=lr, momentum=momentum)
+        params = [p for p in m.parameters() if p.requires_grad]
+        return torch.optim.SGD([{"params": [p for p in params if id(p) not in head_ids], "lr": lr_body},
+                                {"params": [p for p in params if id(p) in head_ids], "lr": lr}], momentum=momentum)
+
     R = {m: np.full((n, n), np.nan) for m in dict.fromkeys([*modes, *(last_modes or ())])}
 
     def end_task(t: int) -> None:  # store the statistics, then test every task so far under each BN mode
@@ -291,8 +302,7 @@ def fine_tune_stream(cft: ConFiT, head: nn.Module, train_sets: Sequence[tuple[to
             after_task(t)
 
     train.fine_tune_stream(net, train_sets, classes=lambda t: task_slices[t], epochs=epochs,
-                           optimizer=lambda m: train.make_optimizer(m.parameters(), "sgd", lr=lr, momentum=momentum),
-                           batch_size=batch_size, transform=transform, seed=seed, device=device,
+                           optimizer=optimizer, batch_size=batch_size, transform=transform, seed=seed, device=device,
                            on_epoch=(lambda t: hierarchical_schedule(net, head, epochs)) if hierarchical else None,
                            after_task=end_task)
     return R
