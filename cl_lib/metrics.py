@@ -54,3 +54,55 @@ def summary(R: np.ndarray) -> dict[str, float]:
     """The usual numbers in one dict (fractions in [0, 1])."""
     return {"average accuracy": average_accuracy(R), "average incremental accuracy": average_incremental_accuracy(R),
             "forgetting": forgetting(R), "BWT": backward_transfer(R)}
+
+
+def interval(v: np.ndarray) -> str:
+    """'mean [lo, hi]' in percent of fractions: the two-sided 95 % Student-t interval over seeds (or the single
+    value). Chapters 06 and 07 print every row of their tables with it."""
+    from .claims import t_quantile
+
+    v = np.asarray(v, dtype=float) * 100
+    if len(v) < 2:
+        return f"{v.mean():.1f}"
+    half = t_quantile(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return f"{v.mean():.1f} [{v.mean() - half:.1f}, {v.mean() + half:.1f}]"
+
+
+def summarise(runs: list[dict], names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per learner, one array over runs (seeds) of each number a comparison table shows: final accuracy, average
+    incremental accuracy, forgetting and BWT (from its accuracy matrix "R", or its "final" alone), bytes kept at the
+    end and added per task, training FLOPs and seconds. Each run maps a learner's name to {"R" or "final", "bytes"
+    (after each task), "flops", "seconds"}. Chapters 06 and 07."""
+    rows = {}
+    for n in names:
+        if "R" in runs[0][n]:
+            Rs = [r[n]["R"] for r in runs]
+            rows[n] = {"final": np.array([np.mean(R[-1]) for R in Rs]),
+                       "avg incremental": np.array([average_incremental_accuracy(R) for R in Rs]),
+                       "forgetting": np.array([forgetting(R) for R in Rs]),
+                       "BWT": np.array([backward_transfer(R) for R in Rs])}
+        else:
+            rows[n] = {"final": np.array([r[n]["final"] for r in runs])}
+        b = np.array([r[n]["bytes"] for r in runs], dtype=float)
+        rows[n]["bytes"] = b[:, -1]
+        rows[n]["bytes per task"] = ((b[:, -1] - b[:, 0]) / (b.shape[1] - 1) if b.shape[1] > 1
+                                     else np.full(len(b), np.nan))  # joint training: no tasks
+        rows[n]["flops"] = np.array([r[n].get("flops", np.nan) for r in runs], dtype=float)
+        rows[n]["seconds"] = np.array([r[n]["seconds"] for r in runs])
+    return rows
+
+
+def print_summary(rows: dict[str, dict[str, np.ndarray]], title: str) -> None:
+    """`summarise`'s rows as a table: final accuracy with its 95 % interval, average incremental accuracy and
+    forgetting (mean ± std), memory kept, training FLOPs and seconds."""
+    def mean_sd(v: np.ndarray | None) -> str:
+        return "—" if v is None or np.all(np.isnan(v)) else f"{np.mean(v) * 100:.1f} ± {np.std(v) * 100:.1f}"
+
+    print(title)
+    print(f"{'learner':>38} | {'final % [95 % interval]':>23} | {'avg incr. %':>11} | {'forgetting':>11} | "
+          f"{'kept':>8} | {'train FLOPs':>11} | {'train s':>7}")
+    for n, r in rows.items():
+        flops = "—" if np.isnan(r["flops"]).all() else f"{np.mean(r['flops']):.2e}"
+        print(f"{n:>38} | {interval(r['final']):>23} | {mean_sd(r.get('avg incremental')):>11} | "
+              f"{mean_sd(r.get('forgetting')):>11} | {np.mean(r['bytes']) / 1e6:6.2f}MB | {flops:>11} | "
+              f"{np.mean(r['seconds']):7.2f}")

@@ -68,20 +68,26 @@ def n_params(modules: nn.Module | Sequence[nn.Module]) -> int:
 
 
 @torch.no_grad()
-def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
-    """Floating-point operations of one forward pass of `model` on the batch `x` (2 per multiply-add), counted by
-    torch's FlopCounterMode in eval mode; training is about 3× this per example (backward ≈ 2× forward). Chapter 6
-    prices every learner's training with it. (FlopCounterMode's own backward count ignores a convolution's groups.)"""
+def count_flops(run: Callable[[], object]) -> float:
+    """Floating-point operations (2 per multiply-add) of whatever `run()` computes without gradients, counted by
+    torch's FlopCounterMode: the forward passes a learner makes (chapter 7 prices its text learners with it)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Floating-point operations of one forward pass of `model` on the batch `x` (`count_flops`, in eval mode);
+    training is about 3× this per example (backward ≈ 2× forward). Chapter 6 prices every learner's training with
+    it. (FlopCounterMode's own backward count ignores a convolution's groups: hence forward only.)"""
     was = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter:
-            model(x)
+        return count_flops(lambda: model(x))
     finally:
         model.train(was)
-    return float(counter.get_total_flops())
 
 
 @torch.no_grad()
