@@ -42,7 +42,7 @@ chapters: install
 # compare every claim's verdict with what `make chapters` recorded. The other kernel set: on an AVX-512 machine,
 # AVX2 for ATen and oneDNN (what an AVX2 laptop runs); elsewhere ATen's portable kernels and oneDNN capped at SSE4.1
 # (slower). CROSSCHECK_ENV overrides it, e.g. CROSSCHECK_ENV="ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2".
-CROSSCHECK ?= 00_setting 01_pretrainers 02_dkvb 03_ada 04_confit 05_cold_fusion 06_comparison
+CROSSCHECK ?= 00_setting 01_pretrainers 02_dkvb 03_ada 04_confit 05_cold_fusion 06_comparison 07_text_comparison
 CROSS := $(CURDIR)/_build/crosscheck
 crosscheck: install
 	CL_BOOK_PROFILE=quick $(PY) scripts/book.py notebooks
@@ -65,7 +65,7 @@ solutions: install
 # Two chapters at a time, each kernel on one core (a chapter's runs then go one after the other in its process),
 # so that no chapter's serial stretch leaves the other core idle. Chapters are handed out in this order, the longest
 # (measured) first; the glob adds any other, and pytest drops its second mention of those listed.
-SMOKE_ORDER := 04_confit 01_pretrainers 06_comparison 00_setting 05_cold_fusion 02_dkvb 03_ada
+SMOKE_ORDER := 04_confit 01_pretrainers 06_comparison 00_setting 05_cold_fusion 02_dkvb 03_ada 07_text_comparison
 smoke: install
 	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 $(PY) scripts/book.py notebooks
 	CL_BOOK_PROFILE=full CL_BOOK_SMOKE=1 CL_BOOK_CAPTURE=_build/executed/full-smoke OMP_NUM_THREADS=1 $(BIG_TENSOR_MALLOC) $(KERNEL_ENV) \

@@ -173,28 +173,36 @@ def _ch05(s: dict) -> tuple[float, float, float]:
 
 
 def _ch06(s: dict) -> tuple[float, float, float]:
-    img, txt, S = image_model(s["image_size"]), text_model(s["layer"]), s["seeds"]
+    img, S = image_model(s["image_size"]), s["seeds"]
     classes = s["tiny_tasks"] * s["tiny_classes_per_task"]
     n_img = classes * (s["tiny_train_per_class"] + s["tiny_test_per_class"]) + \
         10 * (s["cifar_train_per_class"] + s["cifar_test_per_class"])
-    n_txt = s["text_tasks"] * 15 * s["text_train_per_class"]
-    text_train = S * (n_txt * (s["adapter_epochs"] + s["distil_epochs"] * 2) +
-                      s["cold_iterations"] * s["cold_contributors"] * 15 * s["cold_train_per_class"] * s["cold_epochs"])
     table = s["codebooks"] * s["n_keys"] * classes * 4
     k, ft_t = s["tiny_classes_per_task"], s["ft_tasks"]  # naive, slow-backbone and ConFiT fine-tuning, first tasks
     n_tune = len(s["grid_ft_lr"]) + len(s["grid_slca_lr"]) + len(s["grid_confit_lr"])  # their learning rates
     ft_train = (S * 3 * ft_t + n_tune * s["ft_tune_tasks"]) * k * s["ft_train_per_class"] * s["ft_epochs"]
     ft_fwd = S * 3 * ft_t * (ft_t + 1) / 2 * k * s["tiny_test_per_class"]
-    flops = n_img * img.forward + text_train * txt.train + S * n_txt * 4 * txt.forward + \
-        ft_train * img.train + ft_fwd * img.forward
+    flops = n_img * img.forward + ft_train * img.train + ft_fwd * img.forward
     host = n_img * 1280 * 4 + table * 2 + (s["proj_dim"] ** 2 + s["randumb_dim"] ** 2) * 8 * 2 + \
         100_000 * 64 * 64 * 3 * 2 + 2 * GiB
-    return flops, max(_gpu(img, s["ft_batch"], 1), _gpu(txt, s["batch_size_text"]), table * 3), host
+    return flops, max(_gpu(img, s["ft_batch"], 1), table * 3), host
+
+
+def _ch07(s: dict) -> tuple[float, float, float]:
+    txt, S = text_model(s["layer"]), s["seeds"]
+    n_txt = s["text_tasks"] * 15 * (s["text_train_per_class"] + s["text_held_per_class"])
+    ada = n_txt * (s["adapter_epochs"] + s["distil_epochs"] * 2)  # each seed's run, and each tuning run
+    cold = s["cold_iterations"] * s["cold_contributors"] * 15 * s["cold_train_per_class"] * (s["cold_epochs"] + 1)
+    runs_ada, runs_cold = S + len(s["grid_ada_lr"]), S + len(s["grid_cold_lr"])
+    flops = (runs_ada * ada + runs_cold * cold) * txt.train + (S + 2) * n_txt * 4 * txt.forward
+    host = (s["proj_dim"] ** 2) * 8 * 2 + 2 * GiB
+    return flops, _gpu(txt, s["batch_size_text"]), host
 
 
 WORKLOADS: dict[str, Callable[[dict], tuple[float, float, float]]] = {
     "00_setting": _ch00, "01_pretrainers": _ch01, "02_dkvb": _ch02, "03_ada": _ch03, "04_confit": _ch04,
-    "05_cold_fusion": _ch05, "06_comparison": _ch06}
+    "05_cold_fusion": _ch05, "06_comparison": _ch06,
+             "07_text_comparison": _ch07}
 
 
 def announce(cfg: config.ChapterConfig) -> None:

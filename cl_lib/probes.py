@@ -2,7 +2,7 @@
 training-free transferability scores (TransRate, LEEP).
 
 Chapter 1 measures transfer with k-NN and a linear probe, chapter 3 picks adapters by TransRate or LEEP,
-chapter 5 scores fused bodies with a linear probe ("ColD-frozen"), chapter 6 compares all on one stream.
+chapter 5 scores fused bodies with a linear probe ("ColD-frozen"), chapters 6 and 7 compare all on shared streams.
 """
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def per_class_subset(labels: Sequence[int] | torch.Tensor, classes: Sequence[int
                      seed: int, skip: int = 0) -> np.ndarray:
     """Sorted indices of `per_class` seeded examples of each class: a fixed subset of a data set (chapter 5). With
     `skip`, the examples after the first `skip` of the same seeded order: disjoint from the subset `skip` would give
-    (held-out examples to tune on, chapter 6)."""
+    (held-out examples to tune on, chapters 6 and 7)."""
     rng = np.random.default_rng(seed)
     y = np.asarray(labels)
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[skip:skip + per_class] for c in classes]))

@@ -2,7 +2,7 @@
 
 Chapters that adapt or fine-tune a sentence encoder on CPU train only its top layers; the hidden states
 entering those layers do not change, so they are computed once and cached like any frozen feature
-(`Hidden`). Chapters 3 and 5 use it, and chapter 6 after them.
+(`Hidden`). Chapters 3 and 5 use it, and chapter 7 after them.
 """
 from __future__ import annotations
 

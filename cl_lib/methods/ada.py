@@ -226,7 +226,7 @@ def take_new(encoder: AdaptedEncoder, old: AdapterSet, old_heads: Sequence[nn.Li
 def new_task_modules(encoder: AdaptedEncoder, n_classes: int, bottleneck: int, *, init_seed: int, task: int,
                      device: str = "cpu") -> tuple[AdapterSet, nn.Linear]:
     """Task `task`'s fresh adapter and head, each seeded on its own (`init_seed` + 1000 + task, + 2000 + task), so
-    that a task's modules start the same whatever ran before them (chapters 03 and 06)."""
+    that a task's modules start the same whatever ran before them (chapters 03 and 07)."""
     torch.manual_seed(init_seed + 1000 + task)
     adapter = AdapterSet(len(encoder.points), encoder.dim, bottleneck).to(device)
     torch.manual_seed(init_seed + 2000 + task)
@@ -237,7 +237,7 @@ def train_adapters(encoder: AdaptedEncoder, train: Sequence[tuple[Hidden, torch.
                    bottleneck: int, *, init_seed: int, seed: int, device: str = "cpu",
                    **fit_settings: Any) -> tuple[list[AdapterSet], list[nn.Linear]]:
     """One adapter and head per task, each trained on its own task (`train_task`, seed `seed` + task): what ADA
-    starts from, and the "one adapter per task" upper reference (chapters 03 and 06)."""
+    starts from, and the "one adapter per task" upper reference (chapters 03 and 07)."""
     adapters, heads = [], []
     for t, (x, y) in enumerate(train):
         a, h = new_task_modules(encoder, n_classes[t], bottleneck, init_seed=init_seed, task=t, device=device)

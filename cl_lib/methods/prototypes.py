@@ -1,4 +1,4 @@
-"""Training-free classifiers on frozen features, the baselines a practitioner tries first (chapter 06).
+"""Training-free classifiers on frozen features, the baselines a practitioner tries first (chapters 06 and 07).
 
 * `NCM` — nearest class mean (SimpleCIL: Zhou et al., 2023): one running mean per class, cosine similarity.
 * `RidgePrototypes` — RanPAC-style (McDonnell et al., NeurIPS 2023): a frozen random projection with a
