@@ -76,9 +76,11 @@ for shots in (2, 8, 32):
 # **Hint.** Predict among all 75 intents, map each prediction to its domain (prediction // 15), and count (true
 # domain, predicted domain) pairs.
 #
-# **Expected result.** Most of the class-incremental errors stay within the true domain (the wrong intent of the
-# right domain), and the errors across domains concentrate on pairs whose intents overlap in wording (for instance
-# travel and auto & commute, or banking and credit cards, where they are in the stream).
+# **Expected result.** Most of the class-incremental errors (about five in six on seed 0's stream) stay within the
+# true domain: the wrong intent of the right domain, the same confusion a task-IL prediction can make. The few across
+# domains go to a neighbouring topic (home → kitchen and dining on seed 0's stream): the domain identity that
+# task-IL is given is almost free to infer here, which is why NCM's class-IL accuracy is only a couple of points
+# below its task-IL accuracy.
 
 # %%
 ztr, zte, trs, tes = sets(8)
