@@ -204,8 +204,10 @@ print(f"one adapter set: {ADAPTER_SIZE:,} parameters ({ADAPTER_SIZE / train.n_pa
 #   same size as ADA with $K=1$, no distillation;
 # * **sequential fine-tuning** of the backbone's own adapted layers, with the same protocol (first seed).
 #
-# The first seed also runs sequential fine-tuning (the most expensive learner; recorded, not asserted) and the
-# ablation over the pool size $K$ and the selection rule. Seeds run side by side, one process per CPU core
+# The adapters' and the distillation's learning rate (`lr_adapter`) and the frozen heads' (`lr_probe`) are the ones
+# chosen on held-out training examples in chapter 07, on the same kind of stream (CLINC150 domains, 8 shots): each
+# learner tuned, none on the test set. The first seed also runs sequential fine-tuning (the most expensive learner;
+# recorded, not asserted) and the ablation over the pool size $K$ and the selection rule. Seeds run side by side, one process per CPU core
 # (`cl_lib.parallel`).
 
 # %%
@@ -242,7 +244,7 @@ def run_seed(job: tuple[int, str]) -> dict:
     for t in range(T):
         z, y = ada.embed(encoder, None, tr_s[t][0]), tr_s[t][1].to(cfg.device)
         train.fit(probe_heads[t], z, y, epochs=cfg.probe_epochs, batch_size=cfg.batch_size, seed=cfg.seed + s + t,
-                  optimizer=train.make_optimizer(probe_heads[t].parameters(), "adam", lr=cfg.lr_head), device=cfg.device)
+                  optimizer=train.make_optimizer(probe_heads[t].parameters(), "adam", lr=cfg.lr_probe), device=cfg.device)
         R[t:, t] = ada.accuracy(encoder, None, probe_heads[t], *te_s[t])
     out["frozen backbone + heads"] = R
     adapters, heads = ada.train_adapters(encoder, tr_s, [len(task.classes) for task in stream.tasks], cfg.bottleneck,
@@ -253,7 +255,7 @@ def run_seed(job: tuple[int, str]) -> dict:
     out["one adapter per task"] = R
     res = ada_run(s, adapters, heads)
     out["ADA"], out["ADA result"] = res.R, res
-    keep = functools.partial(ada.keep_old, head_epochs=cfg.probe_epochs, lr_head=cfg.lr_head)  # heads as the frozen ones
+    keep = functools.partial(ada.keep_old, head_epochs=cfg.probe_epochs, lr_head=cfg.lr_probe)  # heads as the frozen ones
     out["ADA, keep the old adapter"] = ada_run(s, adapters, heads, merge=keep).R
     out["ADA, take the new adapter"] = ada_run(s, adapters, heads, merge=ada.take_new).R
     out["one shared adapter"] = ada.run_sequential(encoder, tr_s, te_s, [new_modules(t, s)[1] for t in range(T)],
@@ -623,6 +625,56 @@ print(f"ADA − sequential fine-tuning of the adapted layers (seed 0): "
       f"{C_['ADA − sequential fine-tuning of the adapted layers, final average accuracy (seed 0)'].brief()}; "
       f"TransRate − random slot selection (seed 0): "
       f"{C_['ADA: TransRate − random slot selection, final average accuracy (seed 0)'].brief()}.")
+
+# %% [markdown]
+# ## Where adapters should beat frozen features: the settings tried
+#
+# The paper's premise is that a frozen encoder's features are not enough, so that a small trainable module per task
+# pays. all-MiniLM-L6-v2 was trained for sentence similarity on a billion pairs: its embeddings may already separate
+# the intents, leaving an adapter nothing to fix. Each point below is one task of this run: the frozen encoder's
+# linear head (x) against the task's own adapter (y), both on the test set. Points on the diagonal are tasks where
+# the adapter adds nothing; a setting where adapters matter would put the points above it, most of all where the
+# frozen features are weakest (left).
+
+# %%
+fig, ax = plt.subplots(figsize=(6.4, 5.6))
+for s, r in enumerate(runs):
+    xs, ys = np.diag(r["frozen backbone + heads"]) * 100, np.diag(r["one adapter per task"]) * 100
+    ax.scatter(xs, ys, s=36, alpha=0.8, label=f"seed {s}")
+lo = min(min(np.diag(r[n]).min() for n in ("frozen backbone + heads", "one adapter per task")) for r in runs) * 100 - 2
+ax.plot([lo, 100], [lo, 100], "k--", lw=1, label="no gain")
+ax.set(xlim=(lo, 100.5), ylim=(lo, 100.5), xlabel="frozen backbone + linear head: test accuracy (%)",
+       ylabel="one adapter for the task: test accuracy (%)",
+       title=f"Per task: does an adapter beat the frozen features?\n({T} CLINC150 domains × {len(runs)} seeds)")
+ax.legend(fontsize=8, loc="lower right")
+ax.set_aspect("equal")
+plots.show(fig, CH, "adapter_vs_frozen",
+           caption="Each task of each seed: the frozen encoder with a linear head (x) against an adapter trained for "
+                   "the task (y), test accuracy. Points above the diagonal are tasks where the adapter helps.")
+gap_task = np.concatenate([np.diag(r["one adapter per task"]) - np.diag(r["frozen backbone + heads"]) for r in runs]) * 100
+print(f"adapter − frozen per task: mean {gap_task.mean():+.1f} points, {np.sum(gap_task > 0)} of {len(gap_task)} tasks "
+      f"above the diagonal; the weakest frozen task {min(np.diag(r['frozen backbone + heads']).min() for r in runs):.1%}")
+
+# %% [markdown]
+# The settings tried so far to make adapters matter at laptop scale (adapter − frozen head, test accuracy, each
+# learner's learning rate — and the heads' epochs — chosen on held-out training examples, never the test set):
+#
+# | setting | frozen + heads | adapter | adapter − frozen |
+# |---|---|---|---|
+# | CLINC150 domains, layers 5–6, 8 shots, adapter lr 1e-2 (not tuned; this chapter before) | — | ADA | −1.6 ± 0.9 (3 seeds) |
+# | CLINC150, 6 domains, layers 5–6, 8 shots, lr 1e-3 (this chapter now) | printed above | printed above | the claims record |
+# | CLINC150, 5 domains, layers 5–6, 8 shots, both tuned on held-out data (chapter 07) | 93.8 | ADA 94.8 | +1.0, bound −0.04 (3 seeds) |
+# | Banking77, 5 tasks × 15 intents the frozen encoder confuses most, layers 5–6, 8 shots | 89.7 | 89.1 | −0.6 |
+# | the same, 24 shots | 92.8 | 92.8 | 0.0 |
+# | the same, adapters in all 6 layers, 8 shots | 89.7 | 89.8 | +0.1 |
+#
+# The Banking77 rows come from `scripts/explore_ada_banking77.py` (one seed each: the tasks group each intent with the
+# 14 whose frozen mean embeddings are closest — `card_arrival` with `lost_or_stolen_card`, `card_not_working`, …; the
+# hardest task, transfers, stays near 80 % with or without an adapter). Making the intents confusable lowered both
+# learners together: where the frozen features fail, a few shots are too few for an adapter to learn better ones.
+# The gain, where there is one, comes from tuning, not from harder tasks — the paper's "adapters above a frozen
+# backbone" stays a report here, with the numbers above; the `full` profile (every layer, 100 shots per intent) is
+# the setting closest to the paper's.
 
 # %% [markdown]
 # ## Exercises
