@@ -207,8 +207,8 @@ print(f"one adapter set: {ADAPTER_SIZE:,} parameters ({ADAPTER_SIZE / train.n_pa
 # The adapters' and the distillation's learning rate (`lr_adapter`) and the frozen heads' (`lr_probe`) are the ones
 # chosen on held-out training examples in chapter 07, on the same kind of stream (CLINC150 domains, 8 shots): each
 # learner tuned, none on the test set. The first seed also runs sequential fine-tuning (the most expensive learner;
-# recorded, not asserted) and the ablation over the pool size $K$ and the selection rule. Seeds run side by side, one process per CPU core
-# (`cl_lib.parallel`).
+# recorded, not asserted) and the ablation over the pool size $K$ and the selection rule. Seeds run side by side, one
+# process per CPU core (`cl_lib.parallel`).
 
 # %%
 plots.show_code(ada.keep_old, ada.take_new)

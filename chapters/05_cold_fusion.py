@@ -312,7 +312,7 @@ def run_learner(job: tuple[str, int]) -> dict:
     if learner in RESCALED:  # the same body, moved along its own direction to ColD's distance (below)
         out["direction"] = {k: v - pre_state[k] for k, v in cold_fusion.body_state(body).items()}
     out["seconds"] = time.perf_counter() - started
-    out["final_state"] = cold_fusion.body_state(body) if learner == "ColD Fusion" and s == SEEDS[0] else None
+    out["final_state"] = cold_fusion.body_state(body) if track else None
     return out
 
 
@@ -577,7 +577,8 @@ plots.controls(draw_iteration, {"iteration": (1, cfg.iterations), "contributor":
 #
 # Recorded, not asserted at quick: the comparisons at matched distance, and ColD Fusion against one round of fusing
 # and against **multitask training** (both asserted at paper scale; multitask here shares the contributors' learning
-# rate, which is too large for its longer runs, so its quick number is no verdict). What the numbers say is printed after the table, from the record.
+# rate, which is too large for its longer runs, so its quick number is no verdict). What the numbers say is printed
+# after the table, from the record.
 
 # %%
 claims = Claims(cfg)
