@@ -165,3 +165,23 @@ def split_stream(
     order = np.random.default_rng(seed).permutation(pool) if shuffle else pool
     groups = [order[t * classes_per_task:(t + 1) * classes_per_task].tolist() for t in range(n_tasks)]
     return stream_from_groups(train_labels, test_labels, groups, seed=seed, **kwargs)
+
+
+def task_look(task: int, strength: float) -> tuple[torch.Tensor, float, float]:
+    """Task `task`'s fixed photometric look: per-channel colour gains, a contrast factor and a brightness offset (grey
+    levels), each drawn uniformly within ±`strength` (×64 for the offset) from the task's index alone. Chapter 4."""
+    if not 0 <= strength < 1:
+        raise ValueError(f"A look's strength must be in [0, 1) so that the gains stay positive; got {strength}.")
+    g = torch.Generator().manual_seed(1000 + task)
+    u = lambda n: torch.rand(n, generator=g) * 2 - 1  # noqa: E731  uniform in [-1, 1)
+    return 1 + strength * u(3), float(1 + strength * u(1)), float(64 * strength * u(1))
+
+
+def apply_look(images: torch.Tensor, task: int, strength: float) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) as task `task`'s camera sees them, still uint8 (unchanged at strength 0): each task
+    its own colour cast, contrast and brightness, so that the statistics BN keeps move between tasks. Chapter 4."""
+    if strength == 0:
+        return images
+    gains, contrast, offset = task_look(task, strength)
+    x = (images.float() - 127.5) * contrast + 127.5 + offset
+    return (x * gains).clamp(0, 255).round().to(torch.uint8)

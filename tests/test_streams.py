@@ -79,3 +79,31 @@ def test_per_class_subset_skip_gives_the_next_examples_of_the_same_order():
     held = streams.per_class_subset(y, [0, 1], 4, seed=5, skip=3)
     assert len(fit) == 6 and len(held) == 8 and not set(fit) & set(held)
     assert set(fit) | set(held) == set(streams.per_class_subset(y, [0, 1], 7, seed=5))
+
+
+def test_task_look_is_fixed_per_task_bounded_and_checked():
+    gains, contrast, offset = streams.task_look(3, 0.5)
+    again = streams.task_look(3, 0.5)
+    assert torch.equal(gains, again[0]) and (contrast, offset) == again[1:]  # a task's camera never changes
+    assert gains.shape == (3,) and ((gains - 1).abs() <= 0.5).all() and abs(contrast - 1) <= 0.5 and abs(offset) <= 32
+    other = streams.task_look(4, 0.5)
+    assert not torch.equal(gains, other[0]) and contrast != other[1]
+    g0, c0, o0 = streams.task_look(3, 0.0)
+    assert torch.equal(g0, torch.ones(3)) and (c0, o0) == (1.0, 0.0)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"strength must be in \[0, 1\)"):
+            streams.task_look(0, bad)
+
+
+def test_apply_look_by_hand_and_moves_the_channel_means():
+    x = torch.tensor([[[[0, 100, 255]]]], dtype=torch.uint8)  # one pixel, (N, H, W, 3)
+    assert streams.apply_look(x, 2, 0.0) is x  # strength 0: the images themselves
+    gains, contrast, offset = streams.task_look(2, 0.5)
+    y = streams.apply_look(x, 2, 0.5)
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    for ch, v in enumerate((0, 100, 255)):  # ((v − 127.5)·contrast + 127.5 + offset)·gain, clamped to [0, 255]
+        want = min(max(((v - 127.5) * contrast + 127.5 + offset) * float(gains[ch]), 0.0), 255.0)
+        assert abs(int(y[0, 0, 0, ch]) - want) <= 0.5 + 1e-4
+    grey = torch.full((4, 8, 8, 3), 128, dtype=torch.uint8)
+    means = [streams.apply_look(grey, t, 0.5).float().mean((0, 1, 2)) for t in range(5)]
+    assert min((a - b).abs().max() for i, a in enumerate(means) for b in means[i + 1:]) > 1  # every task its own
