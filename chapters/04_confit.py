@@ -426,7 +426,7 @@ plots.show(fig, CH, "bn_mean_mismatch",
 # passes on more than the centre). The largest errors sit in the projection BNs of the last blocks. One shared BN
 # is furthest off at the stem, where today's mean is the last task's camera; deeper, the network has partly
 # normalised the looks away and its error is small. Does Xconv's accuracy gain over shared BN come from the first
-# layers, then? The explorer tests it: Xconv in the first third only, shared BN elsewhere.
+# layers, then? The explorer tests it: Xconv in the first third only, shared BN elsewhere (printed below it).
 #
 # **Explore it.** Choose the BN state per third of the network (first seed, naive run, after the last task):
 # the figure shows task 1's test accuracy under that mix and which layers use which statistics. The book shows
@@ -462,6 +462,10 @@ def mix_accuracy(choice: dict[str, str]) -> float:
 
 MODE_COLORS = {"shared": "C7", "stale": "C3", "xconv": "C2"}
 uniform_mix = {f"all {m}": mix_accuracy(dict.fromkeys(groups, m)) for m in MODES}  # the three references
+first_only = mix_accuracy({"first third": "xconv", "middle third": "shared", "last third": "shared"})
+print("Task 1 after the last task (seed 0, naive FT): "
+      + ", ".join(f"{k} {v * 100:.1f} %" for k, v in uniform_mix.items())
+      + f"; Xconv in the first third only, shared BN elsewhere: {first_only * 100:.1f} %")
 
 
 def draw_bn_mix(first: str, middle: str, last: str) -> None:
