@@ -5,8 +5,9 @@ with one shared BN, per-task BN with stale means and Xconv BN, and ConFiT (hiera
 
     python scripts/explore_confit_shift.py --strength 0.5            # one row of chapter 04's settings table
 
-Two processes (one per core); a few minutes per row of three seeds. The claims it prints are chapter 04's:
-Xconv − shared BN, Xconv − stale BN (naive FT) and ConFiT − naive FT, mean and one-sided 95 % lower bound.
+Two processes (one per core); about four minutes per row of three seeds (`--seeds 0 4`: the chapter's four). The
+claims it prints are chapter 04's: Xconv − shared BN, Xconv − stale BN (naive FT) and ConFiT − naive FT, mean and
+one-sided 95 % lower bound.
 """
 import argparse
 import time
@@ -41,7 +42,7 @@ def prep(x: torch.Tensor) -> torch.Tensor:
     return bb.preprocess(x, args.image_size)
 
 
-def run(job: tuple[str, int]) -> dict[str, np.ndarray]:
+def run(job: tuple[str, int]) -> dict[str, float]:
     variant, s = job
     st = streams.split_stream(tr.labels, te.labels, n_tasks=args.tasks, classes_per_task=args.classes_per_task,
                               seed=s, train_per_class=args.train_per_class, test_per_class=args.test_per_class,
