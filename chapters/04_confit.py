@@ -155,11 +155,11 @@ def looked(sets: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Te
     return [(streams.apply_look(x, t, cfg.look_strength), y) for t, (x, y) in enumerate(sets)]
 
 
-train_sets = looked([stream.task_data(t, tr, "train") for t in range(T)])
+raw_sets = [stream.task_data(t, tr, "train") for t in range(T)]
+train_sets = looked(raw_sets)
 fig, axes = plt.subplots(2, T, figsize=(2.1 * T, 4.4))
 for t in range(T):
-    raw = stream.task_data(t, tr, "train")[0][:1]
-    for row, (img, what) in enumerate(((raw, "as stored"), (train_sets[t][0][:1], "as task's camera sees it"))):
+    for row, (img, what) in enumerate(((raw_sets[t][0][:1], "as stored"), (train_sets[t][0][:1], "as task's camera sees it"))):
         axes[row, t].imshow(img[0].numpy())
         axes[row, t].set(xticks=[], yticks=[], title=f"task {t + 1}, {what}" if row else f"task {t + 1}")
         axes[row, t].title.set_fontsize(8)
