@@ -92,6 +92,18 @@ def linear_probe_accuracy(ztr: torch.Tensor, ytr: torch.Tensor, zte: torch.Tenso
         return (clf(zte).argmax(1) == yte).float().mean().item()
 
 
+def probe_head(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None, **fit_kw) -> nn.Linear:
+    """The L-BFGS probe on standardised features, folded into one linear layer on the raw features: the head a
+    fine-tuning starts from (LP-FT, Kumar et al. 2022), so that fine-tuning begins where the probe ends (chapter 1)."""
+    mu, sd = z.mean(0), z.std(0) + 1e-6
+    clf = fit_linear((z - mu) / sd, y, n_classes, **fit_kw)
+    head = nn.Linear(z.shape[1], clf.out_features)
+    with torch.no_grad():
+        head.weight.copy_(clf.weight / sd)
+        head.bias.copy_(clf.bias - (clf.weight * (mu / sd)).sum(1))
+    return head
+
+
 def coding_rate(z: torch.Tensor, eps: float) -> torch.Tensor:
     """R(Z, eps) = 1/2 logdet(I + d/(n eps^2) Z^T Z): the bits needed to code the n rows of Z up to distortion eps."""
     n, d = z.shape

@@ -110,8 +110,12 @@ def latency(forward: Callable[[], object], repeats: int = 5, cuda: bool = False)
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, optimizer: torch.optim.Optimizer,
         batch_size: int = 64, classes: slice | None = None, transform: Transform | None = None,
         seed: int = 0, device: str = "cpu", clip: float | None = None, label_smoothing: float = 0.0,
-        on_epoch: Callable[[int], None] | None = None) -> list[float]:
+        on_epoch: Callable[[int], None] | None = None, penalty: Callable[[], torch.Tensor] | None = None
+        ) -> list[float]:
     """Train `model` on (x, y) for `epochs`; return the mean loss of each epoch.
+
+    `penalty()`, if given, is added to every batch's loss (e.g. GLAD's pull towards the pre-trained weights, chapter 1);
+    the returned losses are the task's alone.
 
     Labels are stream labels; with `classes`, the loss sees only those logits (labels shifted to match).
     The model is left in train mode; BatchNorm statistics update as they would in any fine-tuning.
@@ -136,7 +140,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, opti
                 logits = logits[:, classes]
             loss = F.cross_entropy(logits, yb - offset, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + penalty() if penalty is not None else loss).backward()
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()

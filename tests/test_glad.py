@@ -121,3 +121,44 @@ def test_bad_shapes_give_clear_errors():
         vit.ViTConfig(dim=10, heads=4)
     with pytest.raises(ValueError, match="resize"):
         small()(torch.randn(1, 3, 16, 16))
+
+
+def test_soft_constraint_trains_the_backbone_and_pull_is_the_squared_distance():
+    model = small()
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    adaptors = glad.add_glad(model, freeze=False)
+    assert all(p.requires_grad for p in model.parameters())
+    assert glad.pull(model, reference).item() == 0.0  # at θ₀ the penalty is zero, adaptors do not count
+    with torch.no_grad():
+        model.blocks[0].attn.qkv.weight[0, :3] += torch.tensor([1.0, 2.0, 2.0])  # moved by a vector of norm 3
+        adaptors[0].add_(5.0)  # adaptors are not part of the backbone: no pull on them
+    assert glad.pull(model, reference).item() == pytest.approx(9.0)
+
+
+def test_a_pull_keeps_the_backbone_near_its_start():
+    """Fine-tuning with penalty λ‖θ − θ₀‖² ends nearer θ₀ than the same steps without it."""
+    from cl_lib import train
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 3, (64,))
+    moved = {}
+    for lam in (0.0, 10.0):
+        model = small()
+        reference = {k: v.clone() for k, v in model.state_dict().items()}
+        glad.add_glad(model, freeze=False)
+        net = nn.Sequential(model, nn.Linear(model.num_features, 3))
+        train.fit(net, x, y, epochs=3, batch_size=16, optimizer=torch.optim.SGD(net.parameters(), lr=0.05),
+                  penalty=(lambda m=model, r=reference, l=lam: l * glad.pull(m, r)) if lam else None)
+        moved[lam] = glad.pull(model, reference).item()
+    assert moved[0.0] > 0 and moved[10.0] < 0.5 * moved[0.0]
+
+
+def test_probe_head_is_the_standardised_probe_on_raw_features():
+    from cl_lib import probes
+    torch.manual_seed(0)
+    z = torch.randn(60, 5) * torch.tensor([1.0, 10.0, 0.1, 3.0, 1.0]) + 4.0
+    y = torch.randint(0, 3, (60,))
+    mu, sd = z.mean(0), z.std(0) + 1e-6
+    clf = probes.fit_linear((z - mu) / sd, y, 3, steps=50)
+    head = probes.probe_head(z, y, 3, steps=50)
+    assert torch.allclose(head(z), clf((z - mu) / sd), atol=1e-4)
+    acc = (head(z).argmax(1) == y).float().mean().item()
+    assert acc == probes.linear_probe_accuracy(z, y, z, y, steps=50)

@@ -108,3 +108,18 @@ def test_reconstruct_keeps_visible_patches():
     assert out.shape == x.shape
     assert torch.equal(out[0, :, 4:, :], x[0, :, 4:, :])  # patches 2, 3 of image 0 are visible
     assert not torch.allclose(out[0, :, :4, :4], x[0, :, :4, :4])  # patch 0 was replaced
+
+
+def test_normalised_patch_targets_by_hand():
+    patches = torch.tensor([[[1.0, 3.0, 1.0, 3.0]]])  # mean 2, unbiased variance 4/3
+    out = mim.normalise_patches(patches, eps=0.0)
+    assert torch.allclose(out, torch.tensor([[[-1.0, 1.0, -1.0, 1.0]]]) / (4 / 3) ** 0.5)
+    model = mim.SimMIM(VisionTransformer(ViTConfig(img_size=8, patch=4, dim=16, depth=1, heads=2)), norm_pix=True)
+    images = torch.randn(2, 3, 8, 8)
+    target = model.target(images)
+    assert torch.allclose(target.mean(-1), torch.zeros(2, 4), atol=1e-5)
+    assert torch.allclose(target.var(-1), torch.ones(2, 4), atol=1e-3)
+    mask = torch.tensor([[True, False, False, True]] * 2)
+    recon = mim.reconstruct(model, images, mask)  # unmasked patches come back as they were
+    keep = ~mask.view(2, 2, 2).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    assert torch.equal(recon.permute(0, 2, 3, 1)[keep], images.permute(0, 2, 3, 1)[keep])

@@ -44,10 +44,11 @@ class OutputAdaptor(nn.Module):
         return out * self.scale + self.shift
 
 
-def add_glad(model: VisionTransformer) -> list[nn.Parameter]:
-    """Insert identity-initialised adaptors in every attention, freeze the backbone; return the new parameters."""
+def add_glad(model: VisionTransformer, *, freeze: bool = True) -> list[nn.Parameter]:
+    """Insert identity-initialised adaptors in every attention; return the new parameters. With `freeze` the backbone
+    stops learning (the hard constraint); without it, train it under `pull` (the soft constraint, chapter 1)."""
     for p in model.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(not freeze)
     cfg = model.cfg
     new = []
     for blk in model.blocks:
@@ -56,6 +57,14 @@ def add_glad(model: VisionTransformer) -> list[nn.Parameter]:
         blk.attn.adapt = True
         new += list(blk.attn.logit_adaptor.parameters()) + list(blk.attn.out_adaptor.parameters())
     return new
+
+
+def pull(model: VisionTransformer, reference: dict[str, torch.Tensor]) -> torch.Tensor:
+    """‖θ − θ₀‖² over the backbone's weights (adaptors excluded): the soft constraint's penalty, which keeps the
+    adaptor-free path near the pre-trained model θ₀ (`reference`, its state dict) while the backbone adapts."""
+    terms = [(p - reference[n].to(p.device)).pow(2).sum() for n, p in model.named_parameters()
+             if n in reference and p.requires_grad]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
 @contextmanager

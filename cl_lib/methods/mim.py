@@ -40,6 +40,13 @@ def random_mask(batch: int, grid: int, ratio: float, *, block: int = 1,
     return fine.reshape(batch, grid * grid)
 
 
+def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Each patch's pixels minus their mean, over their std (MAE's normalised-pixel target, He et al. 2022): the
+    loss then rewards structure within a patch, not its mean colour."""
+    mean, var = patches.mean(-1, keepdim=True), patches.var(-1, keepdim=True)
+    return (patches - mean) / (var + eps).sqrt()
+
+
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean |pred − target| over the pixels of masked patches only (pred, target: (B, N, P); mask: (B, N))."""
     per_patch = (pred - target).abs().mean(-1)  # (B, N)
@@ -50,15 +57,21 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 class SimMIM(nn.Module):
     """A ViT encoder plus a linear pixel head: tokens of masked positions regress those patches' pixels."""
 
-    def __init__(self, encoder: VisionTransformer):
+    def __init__(self, encoder: VisionTransformer, norm_pix: bool = False):
         super().__init__()
         self.encoder = encoder
+        self.norm_pix = norm_pix  # regress normalised patches (MAE's target) instead of raw pixels
         self.head = nn.Linear(encoder.cfg.dim, encoder.cfg.patch ** 2 * 3)
+
+    def target(self, images: torch.Tensor) -> torch.Tensor:
+        """What the head regresses: the patches' pixels, or each patch normalised with `norm_pix`."""
+        patches = patchify(images, self.encoder.cfg.patch)
+        return normalise_patches(patches) if self.norm_pix else patches
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The masked-modelling loss of a batch of (normalised) images under `mask`."""
         tokens = self.encoder.tokens(images, mask=mask)[:, 1:]  # drop CLS
-        return masked_l1(self.head(tokens), patchify(images, self.encoder.cfg.patch), mask)
+        return masked_l1(self.head(tokens), self.target(images), mask)
 
 
 def fit_mim(model: SimMIM, x: torch.Tensor, *, epochs: int, optimizer: torch.optim.Optimizer, ratio: float,
@@ -86,11 +99,15 @@ def fit_mim(model: SimMIM, x: torch.Tensor, *, epochs: int, optimizer: torch.opt
 
 @torch.no_grad()
 def reconstruct(model: SimMIM, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Images with masked patches replaced by the model's prediction (for the chapter's picture)."""
+    """Images with masked patches replaced by the model's prediction (for the chapter's picture). With `norm_pix` the
+    prediction is a normalised patch: it is drawn with the true patch's mean and std, as MAE's figures are."""
     model.eval()
     p = model.encoder.cfg.patch
     pred = model.head(model.encoder.tokens(images, mask=mask)[:, 1:])
-    patches = torch.where(mask.unsqueeze(-1), pred, patchify(images, p))
+    true = patchify(images, p)
+    if model.norm_pix:
+        pred = pred * (true.var(-1, keepdim=True) + 1e-6).sqrt() + true.mean(-1, keepdim=True)
+    patches = torch.where(mask.unsqueeze(-1), pred, true)
     B, N, _ = patches.shape
     g = int(N ** 0.5)
     return patches.reshape(B, g, g, p, p, 3).permute(0, 5, 1, 3, 2, 4).reshape(B, 3, g * p, g * p)
