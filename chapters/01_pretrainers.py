@@ -86,7 +86,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cl_lib import backbones, config, cost, data, experiment, metrics, plots, probes, shift, streams, train, vit
@@ -252,13 +251,8 @@ plots.show_code(probes.knn_accuracy, probes.linear_probe_accuracy, glad.add_glad
 
 # %%
 def augment(x: torch.Tensor) -> torch.Tensor:
-    """Random horizontal flip and a random shift (reflect-padded crop), per image."""
-    flip = torch.rand(len(x)) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    s, pad = x.shape[-1], max(1, cfg.patch // 2)
-    xp = F.pad(x, (pad,) * 4, mode="reflect")
-    off = torch.randint(0, 2 * pad + 1, (len(x), 2))
-    return torch.stack([xp[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(off.tolist())])
+    """Random horizontal flip and a random shift of up to half a patch (reflect-padded crop), per image."""
+    return train.flip_and_shift(x, max(1, cfg.patch // 2))
 
 
 def new_vit(s: int) -> vit.VisionTransformer:

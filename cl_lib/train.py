@@ -53,6 +53,17 @@ def make_optimizer(params: Iterable[nn.Parameter], name: str = "sgd", lr: float 
     raise ValueError(f"Unknown optimizer {name!r}; use 'sgd', 'adam' or 'adamw'.")
 
 
+def flip_and_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Light augmentation for a batch (N, C, H, W): a random horizontal flip and a random shift of up to `pad` pixels
+    (a reflect-padded crop), drawn per image from torch's global generator (chapter 1's ViT training)."""
+    flip = torch.rand(len(x)) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    s = x.shape[-1]
+    xp = F.pad(x, (pad,) * 4, mode="reflect")
+    off = torch.randint(0, 2 * pad + 1, (len(x), 2))
+    return torch.stack([xp[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(off.tolist())])
+
+
 def minibatches(n: int, epochs: int, batch_size: int, seed: int = 0) -> Iterator[torch.Tensor]:
     """Seeded shuffled mini-batch indices of n examples, epoch after epoch (the order `fit` uses)."""
     g = torch.Generator().manual_seed(seed)

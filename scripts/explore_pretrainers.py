@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cl_lib import backbones, data, parallel, probes, streams, train, vit
@@ -85,12 +84,7 @@ n_test = sum(len(d["yte"]) for d in down)
 
 
 def augment(x: torch.Tensor) -> torch.Tensor:
-    flip = torch.rand(len(x)) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    s, pad = x.shape[-1], max(1, args.patch // 2)
-    xp = F.pad(x, (pad,) * 4, mode="reflect")
-    off = torch.randint(0, 2 * pad + 1, (len(x), 2))
-    return torch.stack([xp[i, :, a:a + s, b:b + s] for i, (a, b) in enumerate(off.tolist())])
+    return train.flip_and_shift(x, max(1, args.patch // 2))  # the chapter's augmentation
 
 
 def transfer(model) -> tuple[float, float]:

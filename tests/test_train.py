@@ -82,3 +82,17 @@ def test_count_flops_adds_every_pass_run():
     lin = nn.Linear(4, 3)
     assert train.count_flops(lambda: (lin(torch.zeros(2, 4)), lin(torch.ones(2, 4)))) == 96
     assert train.count_flops(lambda: None) == 0
+
+
+def test_flip_and_shift_keeps_shape_and_draws_each_image_from_its_own_flipped_or_shifted_copy():
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    out = train.flip_and_shift(x, 1)
+    assert out.shape == x.shape
+    padded = [F.pad(v, (1,) * 4, mode="reflect") for v in (x, x.flip(-1))]
+    for i in range(2):  # each output is one of the 2 x 9 crops of its own image, never the other image's
+        crops = [p[i, :, a:a + 4, b:b + 4] for p in padded for a in range(3) for b in range(3)]
+        assert any(torch.equal(out[i], c) for c in crops)
+    still = train.flip_and_shift(x, 0)  # no shift: the image or its mirror
+    assert all(torch.equal(still[i], x[i]) or torch.equal(still[i], x[i].flip(-1)) for i in range(2))
