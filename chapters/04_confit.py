@@ -605,8 +605,9 @@ plots.show(fig, CH, "storage",
 # hierarchical fine-tuning's last stage (3 of 5 epochs), so that a gap would be the staging. It was a third run per
 # seed while this chapter was written, four seeds, threshold 0 — and it did not hold: naive fine-tuning with the same
 # steps left the stale means *closer* to the truth, by −0.123 SD (95 % lower bound −0.199) at 64 px (commit 159f2ab)
-# and −0.040 SD (bound −0.077) at 48 px (commit 4721bab). At this scale the staging does not reduce the shift beyond
-# taking fewer backbone steps. That run is left out of the chapter to keep it within its four minutes.
+# and −0.040 SD (bound −0.077) at 48 px (commit 4721bab), both with 40 images per class at lr 0.01. At that scale the
+# staging did not reduce the shift beyond taking fewer backbone steps. That run is left out of the chapter to keep it
+# within its four minutes.
 #
 # Recorded, not asserted: **hierarchical fine-tuning forgets less**, and hierarchical fine-tuning's own share of
 # ConFiT's gain (ConFiT − naive fine-tuning, both with Xconv BN). Most of ConFiT's gain is Xconv's; the schedule's
